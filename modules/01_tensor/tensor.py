@@ -1,0 +1,1139 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 01: Tensor
+#
+# *Can I create and manipulate the building blocks of ML?*
+#
+# Every number a neural network touches — an image, a weight matrix, a gradient, a batch of
+# token ids — lives in a **tensor**: an n-dimensional array with a shape and a dtype. In this
+# module you build `Tensor`, the class every later module stands on.
+#
+# ## Learning objectives
+# - Wrap a NumPy array in a `Tensor` with PyTorch's API: `shape`, `ndim`, `dtype`, `size()`, `numel()`.
+# - Implement elementwise arithmetic with **broadcasting**, and say precisely when it fails.
+# - Implement `matmul` / `@`, reductions (`sum`, `mean`, `max` with `dim` and `keepdim`),
+#   and the movement ops (`reshape`, `transpose`, `permute`, indexing).
+# - Measure what a tensor costs: bytes per element, and a **copy** against a **view**.
+# - See the seam that module 05 (Autograd) will use to add gradients — without changing this file.
+#
+# ## How to work through this module
+# Each step below has a short explanation, a code cell with `### BEGIN SOLUTION` /
+# `### END SOLUTION` (in your edition: a `raise NotImplementedError` to replace), and a test cell
+# right after it. Run the test cell; when it passes, move on. When every step passes:
+#
+# ```
+# tito module complete 01
+# ```
+#
+# exports your code to `tinytorch/core/tensor.py` and grades it with `tests/modules/test_01_tensor.py`.
+
+# %% [markdown]
+# ## Mathematical foundations
+#
+# A tensor of shape $(d_1, \dots, d_n)$ holds $\prod_i d_i$ numbers. Stored **row-major**
+# (C order), element $(i_1, \dots, i_n)$ sits at offset $\sum_k i_k s_k$, where the *strides*
+# are $s_n = 1$ and $s_k = s_{k+1} d_{k+1}$. Changing the strides without moving data is how
+# `transpose`, slicing and `reshape` can be free: they make a **view**.
+#
+# **Broadcasting** lets `x + b` work when `x` is $(N, D)$ and `b` is $(D,)$. Compare shapes
+# from the right; each pair of sizes must be equal or one of them 1 (a missing dimension counts
+# as 1). The result takes the larger size in each position:
+#
+# | a | b | a + b |
+# |---|---|---|
+# | (3, 4) | (4,) | (3, 4) |
+# | (3, 1) | (1, 4) | (3, 4) |
+# | (3, 4) | (3,) | error: 4 vs 3 |
+#
+# **Matrix multiplication** of $A \in \mathbb{R}^{m\times k}$ and $B \in \mathbb{R}^{k \times n}$:
+# $C_{ij} = \sum_{p} A_{ip} B_{pj}$, costing $2mkn$ floating-point operations (one multiply and
+# one add per term). Leading dimensions broadcast, so a batch of matrices multiplies in one call.
+
+# %%
+#| export
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+DEFAULT_FLOAT = np.float32  # the dtype of floating-point data unless you ask for another
+
+# %% [markdown]
+# ## The autograd seam
+#
+# Module 05 will make every operation here differentiable. It will **not** edit this file or
+# replace any method of `Tensor` at run time. Instead, this module already does two things:
+#
+# 1. Every operation builds its result with `Tensor.from_op(data, op, inputs, **saved)`. When an
+#    input has `requires_grad=True`, the result remembers the op's name, its inputs, and anything
+#    the backward pass will need (`saved`). That is the computation graph — just data.
+# 2. `Tensor.backward()` hands the graph to an *engine*, and the engine looks up a *backward rule*
+#    for each op name. Both start empty. Module 05 registers them through the two functions below.
+#
+# This cell is given to you: read it, it is the contract between this module and module 05.
+
+# %%
+#| export
+_BACKWARD_RULES = {}  # op name -> rule(grad_of_output, output) -> one gradient per input
+_backward_engine = None  # engine(tensor, gradient): walks the graph; installed by module 05
+_grad_enabled = True  # recording switch; module 05's no_grad() turns it off
+
+
+def register_backward(op):
+    """Decorator: register the backward rule for the op named `op` (used from module 05 on)."""
+
+    def register(rule):
+        _BACKWARD_RULES[op] = rule
+        return rule
+
+    return register
+
+
+def backward_rule(op):
+    """The registered backward rule of an op; a clear error when no module registered one."""
+    if op not in _BACKWARD_RULES:
+        raise NotImplementedError(
+            f"no backward rule for op '{op}': gradients come from module 05 (Autograd), which "
+            "registers one rule per op; import tinytorch.core.autograd first"
+        )
+    return _BACKWARD_RULES[op]
+
+
+def set_backward_engine(engine):
+    """Install the function that `Tensor.backward()` calls (module 05 does this)."""
+    global _backward_engine
+    _backward_engine = engine
+
+
+def is_grad_enabled():
+    """True when operations on tensors that require gradients record the graph."""
+    return _grad_enabled
+
+
+def set_grad_enabled(mode):
+    """Turn graph recording on or off; returns the previous setting."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    return previous
+
+# %% [markdown]
+# ## Step 1: the Tensor class
+#
+# A `Tensor` wraps one NumPy array in `self.data`. The constructor decides its dtype:
+#
+# - `dtype=` given: use it exactly (`float64` for gradient checks, `int8` for quantization).
+# - otherwise `float64` data (Python floats, NumPy's default) becomes `float32`, the default of
+#   deep learning (half the
+#   memory of NumPy's `float64`, and what fast matrix kernels are tuned for). **This differs
+#   from `torch.tensor(np_array)`**, which keeps `float64`; we convert because a learner's
+#   `np.random.randn` would otherwise silently run the whole network in double precision.
+# - every other dtype is kept: `float16` stays `float16`, `int8` stays `int8`, Python ints
+#   become `int64`, booleans stay `bool`.
+#
+# Only floating-point tensors can require gradients: the derivative of a step function between
+# integers is not useful, so asking for one is an error, as in PyTorch.
+#
+# Everything else in the class is given: properties, `repr`, and operators that call the
+# functions you write in the next steps (`a + b` calls `add(a, b)`), so that each step is small.
+
+# %%
+#| export
+class Tensor:
+    """An n-dimensional array with PyTorch's API, stored in a NumPy array (`self.data`)."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_inputs", "_saved", "__weakref__")
+
+    def __init__(self, data, dtype=None, requires_grad=False):
+        """Wrap `data` (a list, scalar, NumPy array or Tensor) in a tensor.
+
+        TODO: set `self.data` to a NumPy array following the dtype rules above.
+        HINT: `np.asarray(data, dtype=dtype)` converts without copying when it can; only
+              float64 changes (to float32) when no dtype is given. `array.dtype.kind` is 'f',
+              'i', 'u' or 'b' for numeric data.
+              Ragged lists and non-numeric data (strings, objects) raise a TypeError or
+              ValueError that says what was wrong.
+        """
+        if isinstance(data, Tensor):
+            data = data.data
+        ### BEGIN SOLUTION
+        try:
+            array = np.asarray(data, dtype=dtype)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"Tensor: cannot make an array from {type(data).__name__} data ({error}); "
+                "pass a number, a (nested, rectangular) list of numbers, or a NumPy array"
+            ) from None
+        if array.dtype.kind not in "fiub":
+            raise TypeError(
+                f"Tensor: data of dtype {array.dtype} is not numeric; pass numbers "
+                "(floats, ints or bools)"
+            )
+        if dtype is None and array.dtype == np.float64:
+            array = array.astype(DEFAULT_FLOAT)
+        self.data = array
+        ### END SOLUTION
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"Tensor: only floating-point tensors can require gradients, got {self.data.dtype}; "
+                "pass dtype=np.float32 (or float64)"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._op = None
+        self._inputs = ()
+        self._saved = None
+
+    # ---- the seam (module 05 gives these their meaning) ---------------------------------
+    @staticmethod
+    def from_op(data, op, inputs, **saved):
+        """The result of op `op` on `inputs`; records the graph when an input requires a gradient."""
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        out.requires_grad = False
+        out._op = None
+        out._inputs = ()
+        out._saved = None
+        if _grad_enabled and any(t.requires_grad for t in inputs):
+            out.requires_grad = True
+            out._op = op
+            out._inputs = tuple(inputs)
+            out._saved = saved
+        return out
+
+    @property
+    def is_leaf(self):
+        """True for tensors you created (not produced by a recorded operation)."""
+        return self._op is None
+
+    def backward(self, gradient=None):
+        """Compute gradients of this tensor with respect to every leaf that requires one."""
+        if _backward_engine is None:
+            raise RuntimeError(
+                "Tensor.backward() needs module 05 (Autograd), which installs the engine; "
+                "complete it (`tito module complete 05`) and import tinytorch.core.autograd"
+            )
+        _backward_engine(self, gradient)
+
+    def detach(self):
+        """A tensor sharing this data but cut out of the graph (requires_grad=False)."""
+        return Tensor.from_op(self.data, "detach", ())
+
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad in place (for leaves) and return self, as in PyTorch."""
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only floating-point tensors can require gradients, got {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # ---- properties ---------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def size(self, dim=None):
+        """The shape, or the size of one dimension (PyTorch's `size()`; see `numel()` for the count)."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self):
+        """Number of elements."""
+        return self.data.size
+
+    @property
+    def nbytes(self):
+        """Bytes of element storage (the Python object around it costs extra)."""
+        return self.data.nbytes
+
+    def stride(self):
+        """Elements to skip to move one step along each dimension."""
+        return tuple(s // self.data.itemsize for s in self.data.strides)
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
+
+    def numpy(self):
+        """The underlying NumPy array (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: only one-element tensors convert to a Python number, this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __repr__(self):
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        extras = ""
+        if self.data.dtype != DEFAULT_FLOAT:
+            extras += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extras += ", requires_grad=True"
+        return f"Tensor({body}{extras})"
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use .any() or .all() on its numpy() array"
+            )
+        return bool(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    __hash__ = object.__hash__  # comparisons return tensors, so hash by identity
+
+    # ---- operators: each calls the function you write in the steps below -----------------
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
+
+    def __rtruediv__(self, other):
+        return div(other, self)
+
+    def __pow__(self, other):
+        return pow(self, other)
+
+    def __rpow__(self, other):
+        return pow(other, self)
+
+    def __neg__(self):
+        return neg(self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __getitem__(self, index):
+        return getitem(self, index)
+
+    def __setitem__(self, index, value):
+        if self.requires_grad and _grad_enabled:
+            raise RuntimeError(
+                "cannot assign into a tensor that requires grad: the graph would be wrong; "
+                "do it under no_grad() or on a detached tensor"
+            )
+        self.data[_index_array(index)] = value.data if isinstance(value, Tensor) else value
+
+    def __eq__(self, other):
+        return _compare(np.equal, self, other)
+
+    def __ne__(self, other):
+        return _compare(np.not_equal, self, other)
+
+    def __lt__(self, other):
+        return _compare(np.less, self, other)
+
+    def __le__(self, other):
+        return _compare(np.less_equal, self, other)
+
+    def __gt__(self, other):
+        return _compare(np.greater, self, other)
+
+    def __ge__(self, other):
+        return _compare(np.greater_equal, self, other)
+
+    # ---- methods mirroring the functions --------------------------------------------------
+    def exp(self):
+        return exp(self)
+
+    def log(self):
+        return log(self)
+
+    def sqrt(self):
+        return sqrt(self)
+
+    def abs(self):
+        return where(self.data >= 0, self, -self)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def sum(self, dim=None, keepdim=False):
+        return sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return min(self, dim, keepdim)
+
+    def amax(self, dim=None, keepdim=False):
+        return amax(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return argmax(self, dim, keepdim)
+
+    def var(self, dim=None, keepdim=False, unbiased=False):
+        centred = self - self.mean(dim, keepdim=True)
+        count = self.numel() // centred.mean(dim, keepdim=keepdim).numel()
+        return (centred * centred).sum(dim, keepdim) / (count - 1 if unbiased else count)
+
+    def reshape(self, *shape):
+        return reshape(self, *shape)
+
+    view = reshape  # NumPy views whenever the layout allows, so one method serves both
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        shape = self.shape
+        start, end = start_dim % builtins.max(self.ndim, 1), end_dim % builtins.max(self.ndim, 1)
+        return reshape(self, shape[:start] + (-1,) + shape[end + 1 :])
+
+    def unsqueeze(self, dim):
+        dim = dim % (self.ndim + 1)
+        return reshape(self, self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return reshape(self, tuple(s for s in self.shape if s != 1))
+        dim = dim % self.ndim
+        if self.shape[dim] != 1:
+            return self
+        return reshape(self, self.shape[:dim] + self.shape[dim + 1 :])
+
+    def transpose(self, dim0=-2, dim1=-1):
+        return transpose(self, dim0, dim1)
+
+    @property
+    def T(self):
+        return permute(self, *reversed(range(self.ndim)))
+
+    def permute(self, *dims):
+        return permute(self, *dims)
+
+    def expand(self, *shape):
+        return expand(self, *shape)
+
+    def to(self, dtype):
+        return cast(self, dtype)
+
+    def float(self):
+        return cast(self, np.float32)
+
+    def double(self):
+        return cast(self, np.float64)
+
+    def long(self):
+        return cast(self, np.int64)
+
+    def clone(self):
+        return cast(self, self.dtype)
+
+# %% [markdown]
+# ### Test: creation and dtype
+
+# %%
+def test_unit_creation():
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert x.shape == (2, 2) and x.ndim == 2 and x.numel() == 4
+    assert x.dtype == np.float32, "floats become float32 by default"
+    assert Tensor(np.arange(3, dtype=np.int8)).dtype == np.int8, "int8 stays int8"
+    assert Tensor(np.zeros(2), dtype=np.float64).dtype == np.float64, "an explicit dtype is kept"
+    assert Tensor([1, 2, 3]).dtype == np.int64
+    assert Tensor(3.5).shape == ()
+    try:
+        Tensor([[1, 2], [3]])
+        raise AssertionError("a ragged list must be rejected")
+    except ValueError as error:
+        assert "ragged" in str(error) or "rectangular" in str(error)
+    ### BEGIN HIDDEN TESTS
+    assert Tensor(np.array([True, False])).dtype == np.bool_
+    assert Tensor(Tensor([1.0, 2.0])).dtype == np.float32
+    ### END HIDDEN TESTS
+    print("creation: ok")
+
+
+test_unit_creation()
+
+# %% [markdown]
+# ## Step 2: creating tensors
+#
+# PyTorch's factory functions accept a shape either as separate ints, `zeros(2, 3)`, or as one
+# tuple, `zeros((2, 3))`. `randn` draws from one seeded generator so that `manual_seed(0)` makes
+# a run reproducible.
+
+# %%
+#| export
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed the generator behind randn/rand/randint, for reproducible runs."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def _shape_of(shape):
+    """Accept f(2, 3) and f((2, 3)) alike."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """PyTorch-style constructor: `tensor([1.0, 2.0])`."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """A tensor of zeros."""
+    ### BEGIN SOLUTION
+    return Tensor(np.zeros(_shape_of(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """A tensor of ones."""
+    ### BEGIN SOLUTION
+    return Tensor(np.ones(_shape_of(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def full(shape, fill_value, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """A tensor of the given shape filled with one value."""
+    ### BEGIN SOLUTION
+    return Tensor(np.full(_shape_of((shape,)), fill_value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def zeros_like(other, dtype=None):
+    return zeros(other.shape, dtype=dtype or other.dtype)
+
+
+def ones_like(other, dtype=None):
+    return ones(other.shape, dtype=dtype or other.dtype)
+
+
+def arange(start, end=None, step=1, dtype=None):
+    """Evenly spaced values in [start, end), like `range` (int64 for ints, else float32)."""
+    ### BEGIN SOLUTION
+    if end is None:
+        start, end = 0, start
+    return Tensor(np.arange(start, end, step), dtype=dtype)
+    ### END SOLUTION
+
+
+def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """Samples from the standard normal distribution."""
+    ### BEGIN SOLUTION
+    data = _generator.standard_normal(_shape_of(shape)).astype(dtype)
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def rand(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """Samples from the uniform distribution on [0, 1)."""
+    data = _generator.random(_shape_of(shape)).astype(dtype)
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def randint(low, high, shape, dtype=np.int64):
+    """Random integers in [low, high)."""
+    return Tensor(_generator.integers(low, high, size=_shape_of((shape,))), dtype=dtype)
+
+# %% [markdown]
+# ### Test: factories
+
+# %%
+def test_unit_factories():
+    assert zeros(2, 3).shape == (2, 3) and zeros((2, 3)).shape == (2, 3)
+    assert float(ones(4).numpy().sum()) == 4.0
+    assert full((2, 2), 7.0).numpy().tolist() == [[7.0, 7.0], [7.0, 7.0]]
+    assert arange(5).numpy().tolist() == [0, 1, 2, 3, 4]
+    assert arange(1.0, 2.0, 0.5).dtype == np.float32
+    manual_seed(0)
+    first = randn(3).numpy().copy()
+    manual_seed(0)
+    assert np.array_equal(first, randn(3).numpy()), "manual_seed must make randn reproducible"
+    print("factories: ok")
+
+
+test_unit_factories()
+
+# %% [markdown]
+# ## Step 3: elementwise arithmetic with broadcasting
+#
+# All five binary operations (`+ - * / **`) share one job: turn both operands into tensors,
+# apply a NumPy function, and explain a broadcasting failure in words a learner can act on.
+# That job lives in one helper, `_elementwise`.
+#
+# Two dtype details matter:
+# - A Python number takes the tensor's dtype (`x * 0.5` stays float32, `int8 + 1` stays int8).
+# - Dividing integers gives float32, not NumPy's float64 (PyTorch does the same).
+
+# %%
+#| export
+def _as_tensor(value, reference):
+    """`value` as a Tensor; a Python number takes the dtype of `reference` (PyTorch's rule)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (bool, int, float)):
+        dtype = np.result_type(reference.data.dtype, value)
+        if dtype == np.float64 and reference.data.dtype != np.float64:
+            dtype = DEFAULT_FLOAT  # int tensor * 0.5 -> float32
+        return Tensor.from_op(np.asarray(value, dtype=dtype), "constant", ())
+    return Tensor(value)
+
+
+def _broadcast_error(op, a, b):
+    return ValueError(
+        f"{op}: shapes {a.shape} and {b.shape} do not broadcast. Compare them from the right: "
+        "each pair of sizes must be equal or one of them 1. Reshape or unsqueeze one operand."
+    )
+
+
+def _elementwise(op, kernel, a, b):
+    """Apply a binary NumPy kernel with broadcasting, recording the op for autograd."""
+    if not isinstance(a, Tensor):
+        a = _as_tensor(a, b)
+    b = _as_tensor(b, a)
+    ### BEGIN SOLUTION
+    try:
+        data = kernel(a.data, b.data)
+    except ValueError:
+        raise _broadcast_error(op, a, b) from None
+    if data.dtype == np.float64 and a.data.dtype != np.float64 and b.data.dtype != np.float64:
+        data = data.astype(DEFAULT_FLOAT)  # int / int, int * 0.5: float32, not float64
+    ### END SOLUTION
+    return Tensor.from_op(data, op, (a, b))
+
+
+def add(a, b):
+    """a + b, elementwise with broadcasting."""
+    return _elementwise("add", np.add, a, b)
+
+
+def sub(a, b):
+    """a - b, elementwise with broadcasting."""
+    return _elementwise("sub", np.subtract, a, b)
+
+
+def mul(a, b):
+    """a * b, elementwise with broadcasting."""
+    return _elementwise("mul", np.multiply, a, b)
+
+
+def div(a, b):
+    """a / b, elementwise with broadcasting (true division)."""
+    return _elementwise("div", np.true_divide, a, b)
+
+
+def pow(a, b):
+    """a ** b, elementwise with broadcasting."""
+    return _elementwise("pow", np.power, a, b)
+
+
+def neg(a):
+    """-a."""
+    ### BEGIN SOLUTION
+    return Tensor.from_op(np.negative(a.data), "neg", (a,))
+    ### END SOLUTION
+
+
+def _compare(kernel, a, b):
+    """Comparisons give boolean tensors; they have no gradient."""
+    b = _as_tensor(b, a)
+    try:
+        return Tensor(kernel(a.data, b.data))
+    except ValueError:
+        raise _broadcast_error(kernel.__name__, a, b) from None
+
+# %% [markdown]
+# ### Test: arithmetic and broadcasting
+
+# %%
+def test_unit_arithmetic():
+    a = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    b = Tensor([10.0, 20.0, 30.0])
+    assert (a + b).numpy().tolist() == [[11, 22, 33], [14, 25, 36]]
+    assert (a - 1).numpy().tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert (2 * a).dtype == np.float32
+    assert np.allclose((a / b).numpy(), a.numpy() / b.numpy())
+    assert (a ** 2).numpy().tolist() == [[1, 4, 9], [16, 25, 36]]
+    assert (-a).numpy()[0, 0] == -1.0
+    assert (Tensor([1, 2]) / Tensor([2, 4])).dtype == np.float32
+    assert (Tensor(np.array([1, 2], dtype=np.int8)) + 1).dtype == np.int8
+    try:
+        a + Tensor([1.0, 2.0])
+        raise AssertionError("(2, 3) + (2,) must not broadcast")
+    except ValueError as error:
+        assert "add" in str(error) and "(2, 3)" in str(error) and "(2,)" in str(error)
+    ### BEGIN HIDDEN TESTS
+    assert (Tensor([[1.0], [2.0]]) * Tensor([[1.0, 2.0]])).shape == (2, 2)
+    assert (a == a).numpy().all() and (a > 3).numpy().sum() == 3
+    ### END HIDDEN TESTS
+    print("arithmetic: ok")
+
+
+test_unit_arithmetic()
+
+# %% [markdown]
+# ## Step 4: elementwise functions
+#
+# `exp`, `log` and `maximum` are the remaining elementwise primitives; `sqrt` is `x ** 0.5` and
+# `where(condition, a, b)` picks from `a` where the condition holds and from `b` elsewhere (the
+# building block of masking in attention). ReLU in module 02 will be `maximum(x, 0)`.
+
+# %%
+#| export
+def exp(a):
+    """e ** a, elementwise."""
+    ### BEGIN SOLUTION
+    return Tensor.from_op(np.exp(a.data), "exp", (a,))
+    ### END SOLUTION
+
+
+def log(a):
+    """Natural logarithm, elementwise."""
+    ### BEGIN SOLUTION
+    return Tensor.from_op(np.log(a.data), "log", (a,))
+    ### END SOLUTION
+
+
+def sqrt(a):
+    """Square root, elementwise."""
+    return pow(a, 0.5)
+
+
+def maximum(a, b):
+    """The larger of a and b, elementwise with broadcasting."""
+    return _elementwise("maximum", np.maximum, a, b)
+
+
+def where(condition, a, b):
+    """Elements of `a` where `condition` holds, of `b` elsewhere (all three broadcast)."""
+    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if not isinstance(a, Tensor):
+        a = _as_tensor(a, b)
+    b = _as_tensor(b, a)
+    ### BEGIN SOLUTION
+    try:
+        data = np.where(condition, a.data, b.data)
+    except ValueError:
+        raise _broadcast_error("where", a, b) from None
+    return Tensor.from_op(data, "where", (a, b), condition=condition)
+    ### END SOLUTION
+
+# %%
+def test_unit_elementwise_functions():
+    x = Tensor([0.0, 1.0, 4.0])
+    assert np.allclose(exp(x).numpy(), np.exp([0.0, 1.0, 4.0]))
+    assert np.allclose(log(Tensor([1.0, math.e])).numpy(), [0.0, 1.0])
+    assert np.allclose(sqrt(x).numpy(), [0.0, 1.0, 2.0])
+    assert maximum(Tensor([-1.0, 2.0]), 0).numpy().tolist() == [0.0, 2.0]
+    assert where(Tensor([True, False]), Tensor([1.0, 1.0]), 0.0).numpy().tolist() == [1.0, 0.0]
+    print("elementwise functions: ok")
+
+
+test_unit_elementwise_functions()
+
+# %% [markdown]
+# ## Step 5: matrix multiplication
+#
+# `matmul` follows NumPy and PyTorch: 2-D times 2-D is a matrix product; leading dimensions
+# broadcast (a batch of matrices); a 1-D operand is treated as a vector. The inner dimensions
+# must agree, and when they do not, the error must show both shapes and which sizes clash —
+# this is the most common bug you will meet in this course.
+
+# %%
+#| export
+def matmul(a, b):
+    """Matrix product a @ b (batched and broadcast over leading dimensions)."""
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    b = b if isinstance(b, Tensor) else Tensor(b)
+    ### BEGIN SOLUTION
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}; use * for scalars")
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != inner_b:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dimension of the left "
+            f"({a.shape[-1]}) must equal the {'first' if b.ndim == 1 else 'second-to-last'} "
+            f"dimension of the right ({inner_b})"
+        )
+    try:
+        data = np.matmul(a.data, b.data)
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of {a.shape} and {b.shape} do not broadcast") from None
+    return Tensor.from_op(data, "matmul", (a, b))
+    ### END SOLUTION
+
+# %%
+def test_unit_matmul():
+    a = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    b = Tensor([[5.0, 6.0], [7.0, 8.0]])
+    assert (a @ b).numpy().tolist() == [[19.0, 22.0], [43.0, 50.0]]
+    batch = randn(4, 2, 3)
+    assert (batch @ randn(3, 5)).shape == (4, 2, 5)
+    assert (a @ Tensor([1.0, 1.0])).shape == (2,)
+    try:
+        randn(2, 3) @ randn(4, 5)
+        raise AssertionError("(2, 3) @ (4, 5) must fail")
+    except ValueError as error:
+        assert "(2, 3)" in str(error) and "(4, 5)" in str(error) and "matmul" in str(error)
+    print("matmul: ok")
+
+
+test_unit_matmul()
+
+# %% [markdown]
+# ## Step 6: reductions
+#
+# A reduction collapses dimensions: `x.sum(dim=1)` adds along dimension 1. PyTorch's names are
+# `dim` (an int, a tuple of ints, or `None` for all) and `keepdim` (keep the reduced dimension
+# with size 1, so the result still broadcasts against `x` — you will need that for softmax).
+#
+# `max` follows PyTorch too: `x.max()` is the largest element; `x.max(dim=1)` returns
+# `(values, indices)`. `amax` returns only the values and is the differentiable primitive.
+
+# %%
+#| export
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def _dims(dim, ndim):
+    """Normalise `dim` (None, int or tuple; negatives allowed) and check its range."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    for d in dims:
+        if not -ndim <= d < builtins.max(ndim, 1):
+            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dimensions")
+    return tuple(d % builtins.max(ndim, 1) for d in dims)
+
+
+def sum(a, dim=None, keepdim=False):
+    """Sum over `dim` (None: all elements)."""
+    ### BEGIN SOLUTION
+    dims = _dims(dim, a.ndim)
+    data = np.sum(a.data, axis=dims, keepdims=keepdim)
+    return Tensor.from_op(np.asarray(data), "sum", (a,), dim=dims, keepdim=keepdim)
+    ### END SOLUTION
+
+
+def mean(a, dim=None, keepdim=False):
+    """Average over `dim` (None: all elements)."""
+    ### BEGIN SOLUTION
+    dims = _dims(dim, a.ndim)
+    count = a.numel() if dims is None else math.prod(a.shape[d] for d in dims)
+    return sum(a, dims, keepdim) / count
+    ### END SOLUTION
+
+
+def amax(a, dim=None, keepdim=False):
+    """Largest values over `dim` (None: all elements)."""
+    ### BEGIN SOLUTION
+    dims = _dims(dim, a.ndim)
+    data = np.max(a.data, axis=dims, keepdims=keepdim)
+    return Tensor.from_op(np.asarray(data), "amax", (a,), dim=dims, keepdim=keepdim)
+    ### END SOLUTION
+
+
+def argmax(a, dim=None, keepdim=False):
+    """Index of the largest value over `dim` (None: into the flattened tensor)."""
+    if dim is None:
+        return Tensor(np.argmax(a.data))
+    return Tensor(np.argmax(a.data, axis=_dims(dim, a.ndim)[0], keepdims=keepdim))
+
+
+def max(a, dim=None, keepdim=False):
+    """PyTorch's max: the largest element, or `(values, indices)` along `dim`."""
+    if dim is None:
+        return amax(a)
+    return MaxResult(amax(a, dim, keepdim), argmax(a, dim, keepdim))
+
+
+def min(a, dim=None, keepdim=False):
+    """PyTorch's min: the smallest element, or `(values, indices)` along `dim`."""
+    if dim is None:
+        return -amax(-a)
+    return MaxResult(-amax(-a, dim, keepdim), Tensor(np.argmin(a.data, axis=_dims(dim, a.ndim)[0], keepdims=keepdim)))
+
+# %%
+def test_unit_reductions():
+    x = Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
+    assert x.sum().item() == 21.0
+    assert x.sum(dim=0).numpy().tolist() == [5.0, 7.0, 9.0]
+    assert x.sum(dim=1, keepdim=True).shape == (2, 1)
+    assert x.mean().item() == 3.5
+    assert np.allclose(x.mean(dim=(0, 1)).numpy(), 3.5)
+    values, indices = x.max(dim=1)
+    assert values.numpy().tolist() == [5.0, 6.0] and indices.numpy().tolist() == [1, 2]
+    assert x.max().item() == 6.0 and x.min().item() == 1.0
+    try:
+        x.sum(dim=2)
+        raise AssertionError("dim 2 of a 2-D tensor must be rejected")
+    except IndexError as error:
+        assert "dim 2" in str(error)
+    print("reductions: ok")
+
+
+test_unit_reductions()
+
+# %% [markdown]
+# ## Step 7: movement — reshape, transpose, permute, expand, indexing
+#
+# Movement ops rearrange elements without arithmetic. Most of them are **views**: NumPy
+# changes the shape and strides and keeps the same memory. `reshape` must keep the number of
+# elements (one dimension may be `-1`, "whatever is left"); when it cannot, say both shapes
+# and both element counts.
+
+# %%
+#| export
+def reshape(a, *shape):
+    """The same elements in a new shape (a view whenever the memory layout allows)."""
+    shape = _shape_of(shape)
+    ### BEGIN SOLUTION
+    try:
+        data = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.numel()} elements) into {shape}; "
+            "the number of elements must stay the same (one dimension may be -1)"
+        ) from None
+    return Tensor.from_op(data, "reshape", (a,))
+    ### END SOLUTION
+
+
+def permute(a, *dims):
+    """Reorder dimensions: permute(x, 2, 0, 1) moves the last dimension first."""
+    dims = _shape_of(dims)
+    ### BEGIN SOLUTION
+    if sorted(d % builtins.max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+        raise ValueError(f"permute: {dims} is not an ordering of the {a.ndim} dimensions of shape {a.shape}")
+    dims = tuple(d % a.ndim for d in dims)
+    return Tensor.from_op(np.transpose(a.data, dims), "permute", (a,), dims=dims)
+    ### END SOLUTION
+
+
+def transpose(a, dim0=-2, dim1=-1):
+    """Swap two dimensions (default: the last two, as for a matrix)."""
+    ### BEGIN SOLUTION
+    order = list(range(a.ndim))
+    order[dim0], order[dim1] = order[dim1], order[dim0]
+    return permute(a, *order)
+    ### END SOLUTION
+
+
+def expand(a, *shape):
+    """Broadcast to a larger shape without copying (-1 keeps a dimension)."""
+    shape = _shape_of(shape)
+    shape = tuple(a.shape[i - len(shape) + a.ndim] if s == -1 else s for i, s in enumerate(shape))
+    try:
+        data = np.broadcast_to(a.data, shape)
+    except ValueError:
+        raise ValueError(f"expand: shape {a.shape} cannot expand to {shape}") from None
+    return Tensor.from_op(data, "expand", (a,))
+
+
+def _index_array(index):
+    """Tensors used as indices become their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def getitem(a, index):
+    """Indexing and slicing with NumPy's rules: x[0], x[:, 1:3], x[mask], x[[2, 0]]."""
+    index = _index_array(index)
+    ### BEGIN SOLUTION
+    return Tensor.from_op(np.asarray(a.data[index]), "getitem", (a,), index=index)
+    ### END SOLUTION
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dimension."""
+    tensors = list(tensors)
+    try:
+        data = np.concatenate([t.data for t in tensors], axis=dim)
+    except ValueError:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        raise ValueError(f"cat: shapes {shapes} differ outside dim {dim}") from None
+    return Tensor.from_op(data, "cat", tuple(tensors), dim=dim % data.ndim)
+
+
+def stack(tensors, dim=0):
+    """Join same-shaped tensors along a new dimension."""
+    return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+def cast(a, dtype):
+    """A copy of `a` converted to `dtype` (gradients flow back in the original dtype)."""
+    return Tensor.from_op(a.data.astype(dtype), "cast", (a,))
+
+# %%
+def test_unit_movement():
+    x = arange(6).reshape(2, 3)
+    assert x.shape == (2, 3) and x.reshape(-1).shape == (6,)
+    assert x.transpose().shape == (3, 2) and x.T.numpy().tolist() == [[0, 3], [1, 4], [2, 5]]
+    assert randn(2, 3, 4).permute(2, 0, 1).shape == (4, 2, 3)
+    assert x[1].numpy().tolist() == [3, 4, 5] and x[:, 1:].shape == (2, 2)
+    assert x[Tensor([1, 0])].numpy().tolist() == [[3, 4, 5], [0, 1, 2]]
+    assert cat([x, x], dim=0).shape == (4, 3) and stack([x, x]).shape == (2, 2, 3)
+    try:
+        x.reshape(4, 2)
+        raise AssertionError("6 elements cannot become (4, 2)")
+    except ValueError as error:
+        assert "(2, 3)" in str(error) and "(4, 2)" in str(error)
+    print("movement: ok")
+
+
+test_unit_movement()
+
+# %% [markdown]
+# ## Systems analysis: what does a tensor cost?
+#
+# Two measurements. First, **bytes**: a tensor's storage is `numel() * itemsize`; the dtype is
+# the lever. Second, **copy against view**: a view (`reshape` of contiguous data, `transpose`,
+# basic slicing) shares memory and costs microseconds whatever the size; a copy (`clone`,
+# `contiguous` after a transpose) moves every byte.
+
+# %%
+def measure_bytes_per_dtype(shape=(1024, 1024)):
+    """Bytes of storage for the same shape in each dtype (measured from the arrays)."""
+    rows = []
+    for dtype in (np.float64, np.float32, np.float16, np.int8):
+        t = zeros(shape, dtype=dtype)
+        rows.append((np.dtype(dtype).name, t.nbytes))
+    return rows
+
+
+def measure_copy_vs_view(shape=(2048, 2048), repeats=20):
+    """Median milliseconds of a view (reshape, transpose) against a full copy (clone)."""
+    import time
+
+    x = randn(*shape)
+    timings = {}
+    for name, operation in (
+        ("reshape (view)", lambda: x.reshape(-1)),
+        ("transpose (view)", lambda: x.transpose()),
+        ("clone (copy)", lambda: x.clone()),
+        ("transpose then copy", lambda: Tensor(np.ascontiguousarray(x.transpose().data))),
+    ):
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            operation()
+            samples.append((time.perf_counter() - start) * 1e3)
+        timings[name] = sorted(samples)[len(samples) // 2]
+    return timings
+
+
+if __name__ == "__main__":
+    for name, nbytes in measure_bytes_per_dtype():
+        print(f"1024x1024 {name:>8}: {nbytes / 2**20:6.2f} MiB")
+    view_of = arange(12).reshape(3, 4)
+    print("a transpose shares memory:", np.shares_memory(view_of.data, view_of.transpose().data))
+    print("its strides (elements):", view_of.stride(), "->", view_of.transpose().stride())
+    for name, milliseconds in measure_copy_vs_view().items():
+        print(f"{name:>20}: {milliseconds:8.3f} ms")
+
+# %% [markdown]
+# On a 2-core laptop-class CPU, a 2048x2048 float32 tensor (16 MiB) reshapes and transposes in
+# about a microsecond, while a copy takes milliseconds — three orders of magnitude. The
+# transpose-then-copy is slower still: it reads memory in a strided order. Run the cell above to
+# see your machine's figures. Lesson: know which operations copy.
+
+# %% [markdown]
+# ## Production context: how PyTorch does it
+#
+# `torch.Tensor` is also a view over a *storage* with sizes, strides and an offset; `view()`
+# fails on non-contiguous tensors where `reshape()` silently copies, which is why both exist.
+# PyTorch's kernels are C++ (ATen) dispatched by device and dtype; ours are NumPy calls, the
+# same idea with one backend. Its autograd also records the graph during the forward pass,
+# through the same kind of seam as our `Tensor.from_op`: each op has a registered derivative
+# formula (`derivatives.yaml`) — module 05 is where you write ours.
+
+# %% [markdown]
+# ## Integration test: a linear layer by hand
+
+# %%
+def test_integration_linear_by_hand():
+    manual_seed(1)
+    inputs = randn(8, 4)
+    weights = randn(4, 3)
+    bias = zeros(3)
+    outputs = inputs @ weights + bias
+    expected = inputs.numpy() @ weights.numpy()
+    assert outputs.shape == (8, 3)
+    assert np.allclose(outputs.numpy(), expected, atol=1e-6)
+    probabilities = exp(outputs) / exp(outputs).sum(dim=1, keepdim=True)
+    assert np.allclose(probabilities.sum(dim=1).numpy(), 1.0, atol=1e-6)
+    print("integration: ok")
+
+
+test_integration_linear_by_hand()
+
+# %% [markdown]
+# ## ML systems thinking
+#
+# 1. A float32 weight matrix of a 7-billion-parameter model needs how many GB? In int8?
+# 2. `x.T @ y` and `(x.T).contiguous() @ y` give the same numbers. When would the copy be worth it?
+# 3. Broadcasting `(N, 1) + (1, M)` materialises an `(N, M)` result. What is the memory cost
+#    for N = M = 100,000, and how would you avoid it?
+# 4. Why does every operation record its inputs (when gradients are wanted), and what does that
+#    cost in memory during training?
+#
+# ## Summary
+#
+# You built `Tensor`: creation with explicit dtype rules, broadcasting arithmetic with errors
+# that name the op and both shapes, matrix multiplication, reductions with `dim` / `keepdim`,
+# and views. You measured that a view is free and a copy is not. Every operation already
+# records what module 05 needs to compute gradients; next, module 02 adds the nonlinearities.

@@ -1,0 +1,26 @@
+"""TinyTorch: a PyTorch-like deep-learning framework built from scratch on NumPy.
+
+This file is written by hand (it is not exported from a module): it gathers the public API of
+the modules into PyTorch-shaped names. `from tinytorch import Tensor` works like
+`from tinytorch.core.tensor import Tensor`.
+"""
+
+from tinytorch.core.tensor import (
+    Tensor,
+    arange,
+    cat,
+    full,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    stack,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+
+__version__ = "0.1.0"
