@@ -22,7 +22,7 @@ from tito.release import PRISTINE, ReleaseError, release_learner
 from tito.source import SourceError
 from tito.testing import run_tests
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # never break a command across lines
 
 
 class CommandError(RuntimeError):
