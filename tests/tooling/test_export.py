@@ -84,7 +84,8 @@ def test_a_module_without_export_cells_is_an_error(manifest):
 def test_all_exported_names_are_listed(root, manifest):
     for module in manifest.available_modules:
         tree = ast.parse((root / module.package_file).read_text())
-        assigned = [n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "__all__"]
+        assigned = [n for n in tree.body if isinstance(n, ast.Assign)
+                    and isinstance(n.targets[0], ast.Name) and n.targets[0].id == "__all__"]
         names = ast.literal_eval(assigned[0].value)
         defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         assert defined - {n for n in defined if n.startswith("_")} <= set(names)
