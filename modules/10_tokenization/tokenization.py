@@ -979,15 +979,16 @@ test_unit_save_load()
 
 # %%
 def find_tiny_shakespeare():
-    """Path of Tiny Shakespeare (TINYTORCH_DATA_DIR, or the project's ../shared/data), or None."""
+    """Path of Tiny Shakespeare in the data folder ($TINYTORCH_DATA, as module 08 reads it), or None."""
     folders = []
-    if os.environ.get("TINYTORCH_DATA_DIR"):
-        folders.append(Path(os.environ["TINYTORCH_DATA_DIR"]))
+    if os.environ.get("TINYTORCH_DATA"):
+        folders.append(Path(os.environ["TINYTORCH_DATA"]))
     here = Path(__file__).resolve().parents[2] if "__file__" in globals() else Path.cwd()
     folders += [here / ".." / "shared" / "data", Path.cwd() / ".." / "shared" / "data"]
     for folder in folders:
-        if (folder / "tinyshakespeare.txt").is_file():
-            return folder / "tinyshakespeare.txt"
+        for candidate in (folder / "tinyshakespeare.txt", folder / "tinyshakespeare" / "input.txt"):
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -1077,7 +1078,7 @@ if __name__ == "__main__":
         print(f"text: Tiny Shakespeare from {source} ({len(corpus):,} characters)")
     else:
         corpus = make_practice_text()
-        print(f"text: Tiny Shakespeare not found (set TINYTORCH_DATA_DIR); using a practice text the module "
+        print(f"text: Tiny Shakespeare not found (set TINYTORCH_DATA); using a practice text the module "
               f"makes itself ({len(corpus):,} characters): figures differ from the real ones")
     split = int(0.9 * len(corpus))
     train_text, test_text = corpus[:split], corpus[split:]
