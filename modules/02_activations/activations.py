@@ -183,13 +183,14 @@ def sigmoid(x):
 
     TODO: compute 1 / (1 + exp(-x)) on `x.data` and return `Tensor.from_op(data, "sigmoid", (x,))`.
     HINT: inside `with np.errstate(over="ignore"):` (exp(-x) = inf for x < -88.7 is fine:
-          1 / (1 + inf) = 0), do `data = np.negative(x.data)`, `np.exp(data, out=data)`,
+          1 / (1 + inf) = 0), do `data = np.negative(x.data, out=np.empty_like(x.data))` (a new
+          array even for 0-d input, where a ufunc alone returns a scalar), `np.exp(data, out=data)`,
           `data += 1`, `np.reciprocal(data, out=data)`.
     """
     x = _float_input(x)
     ### BEGIN SOLUTION
     with np.errstate(over="ignore"):
-        data = np.negative(x.data)
+        data = np.negative(x.data, out=np.empty_like(x.data))
         np.exp(data, out=data)
         data += 1
         np.reciprocal(data, out=data)
@@ -205,6 +206,7 @@ def test_unit_sigmoid():
     assert sigmoid(x).dtype == np.float32
     assert sigmoid(Tensor([0, 1])).dtype == np.float32, "integers become float32"
     assert sigmoid(Tensor([1.0], requires_grad=True))._op == "sigmoid"
+    assert sigmoid(Tensor(0.0)).item() == 0.5, "a 0-d tensor works too"
     ### BEGIN HIDDEN TESTS
     assert sigmoid(Tensor([0.5], dtype=np.float64)).dtype == np.float64
     ### END HIDDEN TESTS

@@ -63,12 +63,13 @@ def sigmoid(x):
 
     TODO: compute 1 / (1 + exp(-x)) on `x.data` and return `Tensor.from_op(data, "sigmoid", (x,))`.
     HINT: inside `with np.errstate(over="ignore"):` (exp(-x) = inf for x < -88.7 is fine:
-          1 / (1 + inf) = 0), do `data = np.negative(x.data)`, `np.exp(data, out=data)`,
+          1 / (1 + inf) = 0), do `data = np.negative(x.data, out=np.empty_like(x.data))` (a new
+          array even for 0-d input, where a ufunc alone returns a scalar), `np.exp(data, out=data)`,
           `data += 1`, `np.reciprocal(data, out=data)`.
     """
     x = _float_input(x)
     with np.errstate(over="ignore"):
-        data = np.negative(x.data)
+        data = np.negative(x.data, out=np.empty_like(x.data))
         np.exp(data, out=data)
         data += 1
         np.reciprocal(data, out=data)

@@ -148,13 +148,16 @@ class Tensor:
     def from_op(data, op, inputs, **saved):
         """The result of op `op` on `inputs`; records the graph when an input requires a gradient."""
         out = Tensor.__new__(Tensor)
+        if type(data) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
+            data = np.asarray(data)
         out.data = data
         out.grad = None
         out.requires_grad = False
         out._op = None
         out._inputs = ()
         out._saved = None
-        if _grad_enabled and any(t.requires_grad for t in inputs):
+        # Only floating-point results can carry gradients (x.long() is cut from the graph).
+        if _grad_enabled and data.dtype.kind == "f" and any(t.requires_grad for t in inputs):
             out.requires_grad = True
             out._op = op
             out._inputs = tuple(inputs)
@@ -166,14 +169,14 @@ class Tensor:
         """True for tensors you created (not produced by a recorded operation)."""
         return self._op is None
 
-    def backward(self, gradient=None):
+    def backward(self, gradient=None, retain_graph=False):
         """Compute gradients of this tensor with respect to every leaf that requires one."""
         if _backward_engine is None:
             raise RuntimeError(
                 "Tensor.backward() needs module 05 (Autograd), which installs the engine; "
                 "complete it (`tito module complete 05`) and import tinytorch.core.autograd"
             )
-        _backward_engine(self, gradient)
+        _backward_engine(self, gradient, retain_graph=retain_graph)
 
     def detach(self):
         """A tensor sharing this data but cut out of the graph (requires_grad=False)."""

@@ -1,0 +1,5 @@
+"""PyTorch-shaped `nn` namespace (written by hand): `from tinytorch import nn; nn.Linear(...)`."""
+
+from tinytorch.core.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from tinytorch.core.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from tinytorch.nn import functional

@@ -1,0 +1,10 @@
+"""PyTorch-shaped functional namespace (written by hand): `import tinytorch.nn.functional as F`."""
+
+from tinytorch.core.activations import gelu, log_softmax, relu, sigmoid, softmax, tanh
+from tinytorch.core.losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+)
