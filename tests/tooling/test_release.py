@@ -95,18 +95,18 @@ def test_notebooks_carry_nbgrader_metadata(release, root, manifest):
         assert notebook["metadata"]["jupytext"]["formats"] == "ipynb,py:percent"
 
 
-def test_each_built_module_fails_on_stubs_with_not_implemented_and_passes_on_reference(release, root, manifest):
-    for module in manifest.available_modules:
-        if not (root / module.test_file).exists():
-            continue
+def test_each_built_module_fails_on_stubs_with_not_implemented(release, root, manifest):
+    """The same test files pass on the reference package: the suite's tests/modules run proves that."""
+    with_answers = [m for m in manifest.available_modules
+                    if (root / m.test_file).exists() and "### BEGIN SOLUTION" in (root / m.source).read_text()]
+    assert with_answers
+    for module in with_answers:
         stubbed = run_tests(release, [module.test_file])
         assert stubbed.returncode != 0 and stubbed.failed + stubbed.errors > 0, module.name
         assert stubbed.failures, module.name
         for failure in stubbed.failures:
             assert "NotImplementedError" in failure, f"{module.name}: {failure}"
             assert "ImportError" not in failure and "SyntaxError" not in failure
-        reference = run_tests(root, [module.test_file])
-        assert reference.ok, f"{module.name} reference: {reference.failures[:3]}"
 
 
 def test_release_refuses_a_non_empty_folder_and_leaves_nothing(tmp_path, root):
