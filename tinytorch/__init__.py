@@ -25,6 +25,6 @@ from tinytorch.core.tensor import (
 
 from tinytorch.core.activations import log_softmax, relu, sigmoid, softmax, tanh
 from tinytorch.core.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # turns gradients on
-from tinytorch import nn
+from tinytorch import data, nn, optim
 
 __version__ = "0.1.0"

@@ -465,9 +465,15 @@ def _pass_down(pending, node, grad, grad_is_mine, input_grads):
 
 
 def _accumulate(leaf, grad, grad_is_mine):
-    """leaf.grad += grad; the first gradient is stored as is when no one else can see it."""
+    """leaf.grad += grad; the first gradient is stored as is when no one else can see it.
+
+    A leaf's gradient is stored row-major (C order) like its data: the weight gradient of
+    `x @ W.T` arrives as a transposed view, and an optimizer reading it with large strides
+    would be several times slower than this one reordering copy.
+    """
     if leaf.grad is None:
-        leaf.grad = grad if grad_is_mine else grad.copy()
+        row_major = grad.flags.c_contiguous
+        leaf.grad = grad if (grad_is_mine and row_major) else grad.copy(order="C")
     else:
         np.add(leaf.grad, grad, out=leaf.grad)
 

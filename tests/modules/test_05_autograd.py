@@ -509,12 +509,19 @@ def test_detach_cuts_the_graph_and_requires_grad_makes_a_parameter():
 
 
 def test_importing_autograd_switches_gradients_on():
+    """Module 05 installs its engine through module 01's seam; without it backward() says so.
+
+    (`import tinytorch` imports every module, so the 'no engine' state is recreated through the seam.)
+    """
     script = (
-        "from tinytorch.core.tensor import Tensor\n"
-        "x = Tensor([1.0], requires_grad=True)\n"
+        "import tinytorch.core.tensor as tensor_module\n"
+        "import tinytorch.core.autograd as autograd\n"
+        "assert tensor_module._backward_engine is autograd.backward\n"
+        "tensor_module.set_backward_engine(None)\n"
+        "x = tensor_module.Tensor([1.0], requires_grad=True)\n"
         "try:\n    (x * 2.0).sum().backward()\nexcept RuntimeError as e:\n    assert 'module 05' in str(e)\n"
         "else:\n    raise SystemExit('backward worked without the engine')\n"
-        "import tinytorch.core.autograd\n"
+        "tensor_module.set_backward_engine(autograd.backward)\n"
         "(x * 2.0).sum().backward()\n"
         "assert x.grad.tolist() == [2.0]\n"
     )

@@ -1,5 +1,6 @@
 """PyTorch-shaped `nn` namespace (written by hand): `from tinytorch import nn; nn.Linear(...)`."""
 
 from tinytorch.core.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from tinytorch.core.layers import Dense, Dropout, Flatten, Identity, Linear, Module, ModuleList, Parameter, Sequential
 from tinytorch.core.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from tinytorch.nn import functional
+from tinytorch.nn import functional, utils
