@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tito import journey
 from tito import progress as progress_store
 from tito.doctor import collect_checks, system_info
 from tito.exporter import ExportError, check_all, export_modules
@@ -226,9 +227,15 @@ def cmd_module_complete(args) -> int:
         console.print(f"[red]Module {module.number} is not complete yet[/red]: fix the failures above, "
                       f"then run `tito module complete {module.number}` again. Nothing was recorded.")
         return 1
-    progress_store.mark_completed(root, module.number, report.passed)
+    completed_before = progress_store.load_progress(root).completed_numbers()
+    progress = progress_store.mark_completed(root, module.number, report.passed)
     console.print(f"[green]Module {module.number} complete[/green]: all {report.passed} tests passed.")
-    console.print(f"Capability unlocked: {module.capability} - {module.question}")
+    capability, milestones = journey.unlocked_after(manifest, completed_before, progress.completed_numbers())
+    if capability:
+        console.print(capability, markup=False)
+    for milestone in milestones:
+        console.print(f"Milestone unlocked: {milestone.title} ({milestone.year}). "
+                      f"Run it with: `tito milestone run {milestone.name}`", markup=False)
     return 0
 
 
@@ -312,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     release = commands.add_parser("release", help="write the learner edition (answers stripped)")
     release.add_argument("--learner", metavar="OUT_DIR", help="folder to write (must be new or empty)")
     release.set_defaults(handler=cmd_release)
+
+    journey.register(commands)  # `tito checkpoint ...` and `tito milestone ...`
     return parser
 
 

@@ -27,7 +27,8 @@ from tito.testing import project_env
 
 # What a learner receives: the course, its tooling and the public tests (not the tooling's own tests).
 RELEASE_ENTRIES = ("README.md", "LICENSE", "pyproject.toml", "tito", "tinytorch", "modules", "milestones",
-                   "benchmarks", "tests/__init__.py", "tests/conftest.py", "tests/support.py", "tests/modules")
+                   "benchmarks", "tests/__init__.py", "tests/conftest.py", "tests/support.py", "tests/modules",
+                   "tests/checkpoints")
 PRISTINE = Path(".tito") / "pristine"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.ipynb")
 LEARNER_GITIGNORE = "__pycache__/\n*.pyc\n.ipynb_checkpoints/\n.tito/progress*.json\n.tito/backups/\n.venv/\n"

@@ -20,6 +20,7 @@ class TestReport:
     returncode: int
     output: str
     failures: tuple[str, ...]  # "test name: first line of the failure", one per failing test
+    failure_details: tuple[str, ...] = ()  # the full report of each failure, same order
 
     @property
     def total(self) -> int:
@@ -50,7 +51,7 @@ def run_tests(root: Path, paths: list[Path], extra: list[str] | None = None, str
             command, cwd=root, env=project_env(root), text=True,
             stdout=None if stream else subprocess.PIPE, stderr=subprocess.STDOUT if not stream else None,
         )
-        counts, failures = _parse_junit(junit)
+        counts, failures, details = _parse_junit(junit)
     return TestReport(
         passed=counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
         failed=counts["failures"],
@@ -59,14 +60,16 @@ def run_tests(root: Path, paths: list[Path], extra: list[str] | None = None, str
         returncode=completed.returncode,
         output=completed.stdout or "",
         failures=tuple(failures),
+        failure_details=tuple(details),
     )
 
 
-def _parse_junit(path: Path) -> tuple[dict[str, int], list[str]]:
+def _parse_junit(path: Path) -> tuple[dict[str, int], list[str], list[str]]:
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     failures: list[str] = []
+    details: list[str] = []
     if not path.exists():  # pytest could not start at all
-        return counts, failures
+        return counts, failures, details
     tree = ElementTree.parse(path)
     for suite in tree.iter("testsuite"):
         for key in counts:
@@ -75,4 +78,5 @@ def _parse_junit(path: Path) -> tuple[dict[str, int], list[str]]:
         for problem in list(case.findall("failure")) + list(case.findall("error")):
             message = (problem.get("message") or problem.text or "").strip().splitlines()
             failures.append(f"{case.get('name')}: {message[0] if message else '(no message)'}")
-    return counts, failures
+            details.append(f"{problem.get('message') or ''}\n{problem.text or ''}")
+    return counts, failures, details
