@@ -3,4 +3,5 @@
 from tinytorch.core.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from tinytorch.core.layers import Dense, Dropout, Flatten, Identity, Linear, Module, ModuleList, Parameter, Sequential
 from tinytorch.core.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from tinytorch.core.spatial import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2D, Conv2d, MaxPool2d
 from tinytorch.nn import functional, utils

@@ -8,3 +8,4 @@ from tinytorch.core.losses import (
     mse_loss,
     nll_loss,
 )
+from tinytorch.core.spatial import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d
