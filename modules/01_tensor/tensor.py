@@ -809,6 +809,10 @@ def matmul(a, b):
             f"({a.shape[-1]}) must equal the {'first' if b.ndim == 1 else 'second-to-last'} "
             f"dimension of the right ({inner_b})"
         )
+    if a.ndim > 2 and b.ndim == 2 and a.data.flags.c_contiguous:
+        # (batch..., n, k) @ (k, m): one big matrix product over all rows, not one per batch item.
+        rows = np.matmul(a.data.reshape(-1, a.shape[-1]), b.data)
+        return Tensor.from_op(rows.reshape(*a.shape[:-1], b.shape[-1]), "matmul", (a, b))
     try:
         data = np.matmul(a.data, b.data)
     except ValueError:

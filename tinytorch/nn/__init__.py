@@ -4,4 +4,7 @@ from tinytorch.core.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax,
 from tinytorch.core.layers import Dense, Dropout, Flatten, Identity, Linear, Module, ModuleList, Parameter, Sequential
 from tinytorch.core.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from tinytorch.core.spatial import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2D, Conv2d, MaxPool2d
+from tinytorch.core.embeddings import Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from tinytorch.core.attention import MultiHeadAttention
+from tinytorch.core.transformer import MLP, LayerNorm, TransformerBlock
 from tinytorch.nn import functional, utils

@@ -9,3 +9,6 @@ from tinytorch.core.losses import (
     nll_loss,
 )
 from tinytorch.core.spatial import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d
+from tinytorch.core.embeddings import embedding
+from tinytorch.core.attention import scaled_dot_product_attention
+from tinytorch.core.transformer import layer_norm
