@@ -448,6 +448,7 @@ def write_atomic(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     ### BEGIN SOLUTION
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; this is an ordinary file
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)

@@ -239,6 +239,7 @@ def write_atomic(path, data):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; this is an ordinary file
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
