@@ -33,23 +33,14 @@ if str(ROOT) not in sys.path:
     # so that the milestone runs the learner's own exported `tinytorch` from this checkout.
     sys.path.insert(0, str(ROOT))
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from tito.manifest import load_manifest  # noqa: E402  (the project's one manifest reader)
 
 MANIFEST = ROOT / "tinytorch" / "manifest.toml"
 
 
-def milestone_entry(name: str) -> dict:
+def milestone_entry(name: str):
     """The manifest's entry for milestone `name` (title, year, bar, requires, ...)."""
-    with MANIFEST.open("rb") as stream:
-        entries = tomllib.load(stream).get("milestone", [])
-    for entry in entries:
-        if entry["name"] == name:
-            return entry
-    known = ", ".join(entry["name"] for entry in entries)
-    raise KeyError(f"milestone {name!r} is not in {MANIFEST}; known milestones: {known}")
+    return load_manifest(MANIFEST).milestone(name)
 
 
 def run(main, name: str) -> None:
@@ -57,7 +48,7 @@ def run(main, name: str) -> None:
     try:
         code = main()
     except NotImplementedError as error:
-        requires = ", ".join(milestone_entry(name)["requires"])
+        requires = ", ".join(milestone_entry(name).requires)
         print(f"\nresult: milestone {name} cannot run yet: {error}", file=sys.stderr)
         print(f"It uses modules {requires}: complete each one (tito module complete NN), then run it again.",
               file=sys.stderr)
@@ -71,9 +62,9 @@ class Milestone:
     def __init__(self, name: str, people: str, story: str):
         entry = milestone_entry(name)
         self.name = name
-        self.title = entry["title"]
-        self.year = entry["year"]
-        self.bar = entry["bar"]
+        self.title = entry.title
+        self.year = entry.year
+        self.bar = entry.bar
         self.people = people
         self.story = story
         self.checks: list[tuple[str, str, str, bool]] = []
