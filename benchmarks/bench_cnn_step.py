@@ -4,9 +4,9 @@ Two measurements, each TinyTorch and PyTorch in the same process, with the same 
 the same data; candidates interleaved, median of several repeats after warmup:
 
 (a) one convolution layer, forward + backward: 32 -> 64 channels, 3x3, padding 1, a batch of
-    64 images of 32x32 (the CIFAR network's second layer; 2.4 GFLOP forward, 7.2 GFLOP in all);
+    64 images of 32x32 (the layer the course's issue names; 2.4 GFLOP forward, 7.2 GFLOP in all);
 (b) one training step of the CIFAR-10 milestone's model (milestones/cifar10_model.py) at batch
-    64, what the milestone repeats about 780 times per epoch:
+    64 (the milestone trains at batch 128, 375 steps per epoch):
 
         loss = cross_entropy(model(x), y, label_smoothing=0.1)
         optimizer.zero_grad(); loss.backward()

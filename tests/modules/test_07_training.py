@@ -586,3 +586,13 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r'pip install -e "\.\[extras\]"'):
         plot_training_history({"epoch": [1], "train_loss": [1.0]}, tmp_path / "h.png")
     assert not (tmp_path / "h.png").exists()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_zero_dimensional_arrays_keep_their_shape(tmp_path, fmt):
+    """A 0-d buffer (BatchNorm's num_batches_tracked) must come back 0-d, or load_state_dict refuses it."""
+    state = {"count": np.array(7, dtype=np.int64), "scale": np.full((), 0.5, np.float32)}
+    path = save_state(tmp_path / f"state.{fmt}", state, format=fmt)
+    loaded = load_state(path)
+    assert loaded["count"].shape == () and int(loaded["count"]) == 7
+    assert loaded["scale"].shape == ()

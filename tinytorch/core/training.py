@@ -164,8 +164,9 @@ def flatten_state(state, prefix=""):
 
     TODO: handle each kind of value in turn, recursing into lists, tuples and dicts with the
           path extended by the key (or index).
-    HINT: `_join(path, key)` builds a child's path; `np.ascontiguousarray` gives the array a
-          file format can write;
+    HINT: `_join(path, key)` builds a child's path; a file format writes C-ordered arrays
+          (copy with `np.array(array, order="C")` when `array.flags.c_contiguous` is False;
+          not `np.ascontiguousarray`, which turns a 0-d array into shape (1,));
           `isinstance(value, np.generic)` catches NumPy scalars, `.item()` converts them.
     """
     arrays = {}
@@ -173,7 +174,7 @@ def flatten_state(state, prefix=""):
         path = path or "value"  # a lone array at the top of the tree
         if path in arrays:
             raise ValueError(f"checkpoint: two arrays would share the name '{path}'; rename a key that contains '/'")
-        arrays[path] = np.ascontiguousarray(array)
+        arrays[path] = array if array.flags.c_contiguous else np.array(array, order="C")
         return {tag: path}
 
     def visit(value, path):
