@@ -93,27 +93,6 @@ MIN_LR, WARMUP_FRACTION = 1e-4, 0.25
 MOMENTUM, WEIGHT_DECAY, LABEL_SMOOTHING = 0.9, 5e-4, 0.1
 
 
-class ScheduleEveryBatch:
-    """A training loader that steps a learning-rate scheduler after every batch it hands out.
-
-    Module 07's Trainer steps its scheduler once per epoch, PyTorch's convention for epoch
-    schedules. A one-cycle schedule changes the rate every batch (PyTorch's OneCycleLR is
-    stepped after each optimizer.step()); the generator below resumes exactly then: the
-    Trainer has taken a batch, run the step, and asks for the next one.
-    """
-
-    def __init__(self, loader, scheduler):
-        self.loader, self.scheduler = loader, scheduler
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            yield batch
-            self.scheduler.step()
-
-
 def one_cycle(optimizer, total_steps):
     """Linear warmup to the optimizer's lr over the first quarter of the steps, then a cosine to MIN_LR."""
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
@@ -179,7 +158,8 @@ def main(argv=None) -> int:
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=args.seed)
     scheduler = one_cycle(optimizer, total_steps=epochs * len(train_loader))
     loss_fn = CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
-    trainer = Trainer(model, optimizer, loss_fn)  # the scheduler is stepped per batch, by the loader below
+    # One-cycle changes the rate every batch, as PyTorch steps OneCycleLR after each optimizer step.
+    trainer = Trainer(model, optimizer, loss_fn, scheduler=scheduler, scheduler_interval="step")
     parameters = sum(p.numel() for p in model.parameters())
     kinds = [type(layer).__name__ for layer in model]
     milestone.step(f"model: {kinds.count('Conv2d')} conv blocks (Conv2d 3x3, BatchNorm2d, ReLU), "
@@ -193,7 +173,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     checkpoint = out / "cifar10_best.safetensors"
     start = time.perf_counter()
-    history = trainer.fit(ScheduleEveryBatch(train_loader, scheduler),
+    history = trainer.fit(train_loader,
                           val_dataloader=DataLoader(val_set, batch_size=500), epochs=epochs,
                           save_best=True, checkpoint_path=checkpoint, monitor="val_accuracy")
     train_minutes = (time.perf_counter() - start) / 60
