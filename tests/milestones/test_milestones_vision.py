@@ -18,10 +18,7 @@ import pytest
 
 from tests.modules.fixtures_data import MNIST_NAMES, cifar_batch_bytes, gzipped, idx_bytes, md5, write_mnist
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from tito.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +50,7 @@ def run_milestone(name, *args, data_folder, mnist_checksums=None):
 
 
 def manifest_entry(name):
-    with (ROOT / "tinytorch" / "manifest.toml").open("rb") as stream:
-        return next(m for m in tomllib.load(stream)["milestone"] if m["name"] == name)
+    return load_manifest(ROOT / "tinytorch" / "manifest.toml").milestone(name)
 
 
 def measured(out, what):
@@ -91,8 +87,8 @@ def write_colour_cifar10(root, per_batch=240, test_size=200, seed=0):
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
 def test_manifest_points_at_the_script(name):
     entry = manifest_entry(name)
-    assert (ROOT / entry["script"]).is_file(), f"manifest names {entry['script']}, which does not exist"
-    assert entry["status"] == "available"
+    assert (ROOT / entry.script).is_file(), f"manifest names {entry.script}, which does not exist"
+    assert entry.status == "available"
 
 
 def test_mnist_quick_meets_the_bar(tmp_path):
