@@ -45,13 +45,11 @@ Outputs: the best checkpoint and a training-history PNG in --out (default runs/c
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 from _common import ROOT, Milestone
 from cifar10_model import build_cifar_cnn
-from mnist import MissingData, hold_out, load_split
+from mnist import MissingData, fit_and_test, hold_out, load_split
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
 from tinytorch.core.dataloader import (
@@ -73,7 +71,7 @@ from tinytorch.core.dataloader import (
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import SGD, CosineWarmupLR
 from tinytorch.core.tensor import manual_seed
-from tinytorch.core.training import Trainer, evaluate_model, load_checkpoint, plot_training_history
+from tinytorch.core.training import Trainer
 
 STORY = """
 LeNet-5 (LeCun, Bottou, Bengio and Haffner, 1998): convolutions and pooling read digits.
@@ -170,24 +168,10 @@ def main(argv=None) -> int:
                    f"warmup to {settings['max_lr']:g} over {scheduler.warmup_steps} batches, cosine to {MIN_LR:g}")
     print()
 
-    out = Path(args.out)
-    checkpoint = out / "cifar10_best.safetensors"
-    start = time.perf_counter()
-    history = trainer.fit(train_loader,
-                          val_dataloader=DataLoader(val_set, batch_size=500), epochs=epochs,
-                          save_best=True, checkpoint_path=checkpoint, monitor="val_accuracy")
-    train_minutes = (time.perf_counter() - start) / 60
-    print()
-    best = trainer.early_stopping
-    per_epoch = 60 * train_minutes / epochs
-    milestone.step(f"trained {epochs} epochs in {train_minutes:.1f} min ({per_epoch:.0f} s per epoch); "
-                   f"best validation accuracy {best.best:.2%} at epoch {best.best_epoch}")
-
-    if best.best_epoch != trainer.current_epoch:  # an earlier epoch validated better: test its weights
-        load_checkpoint(checkpoint, model=model)
-    results = evaluate_model(model, DataLoader(test_set, batch_size=500), loss_fn, num_classes=len(CIFAR10_CLASSES))
-    plot = plot_training_history(history, out / "cifar10_history.png", title="CNN on CIFAR-10 (TinyTorch)")
-    milestone.step(f"checkpoint: {checkpoint} (epoch {best.best_epoch}); history plot: {plot}")
+    loaders = (train_loader, DataLoader(val_set, batch_size=500), DataLoader(test_set, batch_size=500))
+    results, seconds = fit_and_test(milestone, trainer, loaders, epochs, args.out, "cifar10",
+                                    "CNN on CIFAR-10 (TinyTorch)", num_classes=len(CIFAR10_CLASSES))
+    train_minutes = seconds / 60
     recall = results["per_class"]["recall"]
     per_class = "  ".join(f"{name} {value:.0%}" for name, value in zip(CIFAR10_CLASSES, recall))
     milestone.step(f"test accuracy per class: {per_class}")

@@ -104,6 +104,31 @@ def hold_out(train_set, validation_images, limit, seed, transform):
     return Subset(train_set, training), validation_set
 
 
+def fit_and_test(milestone, trainer, loaders, epochs, out, stem, title, num_classes):
+    """Train, keeping the epoch that validates best, then measure those weights once on the test split.
+
+    `loaders` is (train, validation, test). Prints the training time, the checkpoint and the
+    history plot; returns (the results of `evaluate_model` on the test split, seconds of training).
+    Shared by the vision milestones.
+    """
+    train_loader, val_loader, test_loader = loaders
+    checkpoint = Path(out) / f"{stem}_best.safetensors"
+    start = time.perf_counter()
+    history = trainer.fit(train_loader, val_dataloader=val_loader, epochs=epochs, save_best=True,
+                          checkpoint_path=checkpoint, monitor="val_accuracy")
+    seconds = time.perf_counter() - start
+    print()
+    best = trainer.early_stopping
+    milestone.step(f"trained {epochs} epochs in {seconds / 60:.1f} min ({seconds / epochs:.1f} s per epoch); "
+                   f"best validation accuracy {best.best:.2%} at epoch {best.best_epoch}")
+    if best.best_epoch != trainer.current_epoch:  # an earlier epoch validated better: test its weights
+        load_checkpoint(checkpoint, model=trainer.model)
+    results = evaluate_model(trainer.model, test_loader, trainer.loss_fn, num_classes=num_classes)
+    plot = plot_training_history(history, Path(out) / f"{stem}_history.png", title=title)
+    milestone.step(f"checkpoint: {checkpoint} (epoch {best.best_epoch}); history plot: {plot}")
+    return results, seconds
+
+
 def build_mlp(hidden=HIDDEN, in_features=28 * 28, classes=10):
     """Flatten -> [Linear -> ReLU] per hidden width -> Linear to the 10 class scores."""
     layers, width = [Flatten()], in_features
@@ -166,23 +191,9 @@ def main(argv=None) -> int:
     print()
 
     train_loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True, seed=args.seed)
-    val_loader = DataLoader(val_set, batch_size=1000)
-    out = Path(args.out)
-    checkpoint = out / "mnist_best.safetensors"
-    start = time.perf_counter()
-    history = trainer.fit(train_loader, val_dataloader=val_loader, epochs=epochs, save_best=True,
-                          checkpoint_path=checkpoint, monitor="val_accuracy")
-    train_seconds = time.perf_counter() - start
-    print()
-    best = trainer.early_stopping
-    milestone.step(f"trained {epochs} epochs in {train_seconds:.1f} s ({train_seconds / epochs:.1f} s per epoch); "
-                   f"best validation accuracy {best.best:.2%} at epoch {best.best_epoch}")
-
-    if best.best_epoch != trainer.current_epoch:  # an earlier epoch validated better: test its weights
-        load_checkpoint(checkpoint, model=model)
-    results = evaluate_model(model, DataLoader(test_set, batch_size=1000), loss_fn, num_classes=10)
-    plot = plot_training_history(history, out / "mnist_history.png", title="MLP on MNIST (TinyTorch)")
-    milestone.step(f"checkpoint: {checkpoint} (epoch {best.best_epoch}); history plot: {plot}")
+    loaders = (train_loader, DataLoader(val_set, batch_size=1000), DataLoader(test_set, batch_size=1000))
+    results, _ = fit_and_test(milestone, trainer, loaders, epochs, args.out, "mnist",
+                              "MLP on MNIST (TinyTorch)", num_classes=10)
     recall = results["per_class"]["recall"]
     per_digit = "  ".join(f"{digit}:{value:.1%}" for digit, value in enumerate(recall))
     milestone.step(f"test accuracy per digit: {per_digit}")
