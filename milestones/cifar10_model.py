@@ -21,7 +21,8 @@ which would cancel any bias, and adds its own shift (beta).
 
     import sys; sys.path.insert(0, "milestones")
     from cifar10_model import build_cifar_cnn
-    model = build_cifar_cnn()
+    model = build_cifar_cnn()                    # BLOCKS
+    model = build_cifar_cnn(blocks=LONG_BLOCKS)  # the --long setting's wider last block
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from tinytorch.core.spatial import BatchNorm2d, Conv2d, MaxPool2d
 
 # (out_channels, max pool after the block?) for each 3x3 conv block; the input has 3 channels.
 BLOCKS = ((32, True), (64, True), (128, True), (128, False))
+# The milestone's --long setting widens the last block to 192 channels. That block works on 4x4
+# maps, so its extra 1.2 million multiply-adds per image cost little: one training step at batch 128
+# took 485 ms against 489 ms for BLOCKS on this 2-core machine (12 repeats, medians). The extra
+# capacity is for a run long enough to use it: after 16 epochs BLOCKS still fits its augmented
+# training images no better than the held-out ones (86.9% against 85.2%).
+LONG_BLOCKS = ((32, True), (64, True), (128, True), (192, False))
 IMAGE_SIZE = 32
 NUM_CLASSES = 10
 

@@ -140,6 +140,7 @@ def test_cifar10_quick_meets_the_bar(tmp_path):
     assert f"CIFAR-10 from {tmp_path / 'data' / 'cifar-10-batches-py'}: 1,024 training, 64 validation" in out
     assert "200 test images" in out and "RandomCrop(32, padding=4), RandomHorizontalFlip()" in out
     assert "SGD Nesterov momentum 0.9" in out and "label smoothing 0.1" in out and "one-cycle" in out
+    assert "model: 4 conv blocks (32-64-128-128 channels;" in out and "261,674 parameters" in out
     epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 3 and all("train loss" in line and "val acc" in line for line in epochs), out
     assert "test accuracy per class: airplane" in out
@@ -165,3 +166,25 @@ def test_missing_data_is_a_clear_error(tmp_path, name, missing):
 def test_quick_and_long_exclude_each_other(tmp_path):
     done = run_milestone("cifar10", "--quick", "--long", data_folder=tmp_path)
     assert done.returncode == 2 and "--quick and --long exclude each other" in done.stderr
+
+
+def test_long_setting_trains_the_wider_model():
+    """--long widens the last conv block; its parameter count follows from the layer shapes."""
+    sys.path.insert(0, str(ROOT / "milestones"))
+    try:
+        import cifar10
+        from cifar10_model import BLOCKS, LONG_BLOCKS, build_cifar_cnn
+    finally:
+        sys.path.remove(str(ROOT / "milestones"))
+    from tinytorch.core.tensor import Tensor
+
+    assert cifar10.SETTINGS["default"]["blocks"] == cifar10.SETTINGS["quick"]["blocks"] == BLOCKS
+    assert cifar10.SETTINGS["long"]["blocks"] == LONG_BLOCKS
+    assert [width for width, _ in LONG_BLOCKS] == [32, 64, 128, 192]
+    model = build_cifar_cnn(blocks=LONG_BLOCKS)
+    convs = 3 * 32 * 9 + 32 * 64 * 9 + 64 * 128 * 9 + 128 * 192 * 9
+    batch_norms = 2 * (32 + 64 + 128 + 192)
+    classifier = 192 * 4 * 4 * 10 + 10  # three 2x2 pools: 32 -> 4
+    assert sum(p.numel() for p in model.parameters()) == convs + batch_norms + classifier == 345_770
+    logits = model(Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)))
+    assert logits.shape == (2, 10) and np.isfinite(logits.data).all()
