@@ -38,8 +38,8 @@ if str(ROOT) not in sys.path:
 from _timing import compare, machine_summary, print_table  # noqa: E402
 
 import tinytorch.core.autograd  # noqa: E402,F401  (turns on backward())
-from tinytorch.core.activations import relu  # noqa: E402
-from tinytorch.core.layers import Linear, Module  # noqa: E402
+from tinytorch.core.activations import ReLU  # noqa: E402
+from tinytorch.core.layers import Linear, Sequential  # noqa: E402
 from tinytorch.core.losses import CrossEntropyLoss  # noqa: E402
 from tinytorch.core.optimizers import Adam  # noqa: E402
 from tinytorch.core.tensor import Tensor, manual_seed  # noqa: E402
@@ -48,25 +48,23 @@ SIZES = (784, 256, 128, 10)
 GOAL = 1.2
 
 
-class MLP(Module):
-    """Linear layers of the given sizes with ReLU between them."""
+def mlp(sizes=SIZES):
+    """Linear layers of the given sizes with ReLU between them, as the framework's Sequential."""
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [Linear(a, b), ReLU()]
+    return Sequential(*layers[:-1])
 
-    def __init__(self, *sizes):
-        super().__init__()
-        self.layers = [Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
 
-    def forward(self, x):
-        for position, layer in enumerate(self.layers):
-            x = layer(x)
-            if position < len(self.layers) - 1:
-                x = relu(x)
-        return x
+def linear_layers(model):
+    """The model's Linear layers, in order."""
+    return [layer for layer in model if isinstance(layer, Linear)]
 
 
 def tinytorch_step(batch, seed=0):
     """A closure running one TinyTorch training step, and the model it trains."""
     manual_seed(seed)
-    model = MLP(*SIZES)
+    model = mlp()
     optimizer = Adam(model.parameters(), lr=1e-3)
     loss_fn = CrossEntropyLoss()
     inputs, targets = Tensor(batch[0]), Tensor(batch[1])
@@ -89,7 +87,7 @@ def numpy_step(batch, model):
     the gap between this and PyTorch is NumPy's kernels against PyTorch's.
     """
     params = []
-    for layer in model.layers:
+    for layer in linear_layers(model):
         params += [layer.weight.data.copy(), layer.bias.data.copy()]
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     inputs, targets = batch
@@ -137,15 +135,13 @@ def numpy_step(batch, model):
 def torch_step(batch, model, torch):
     """The same step in PyTorch, starting from `model`'s weights."""
     layers = []
-    for position, ours in enumerate(model.layers):
+    for ours in linear_layers(model):
         linear = torch.nn.Linear(ours.in_features, ours.out_features)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(ours.weight.data.copy()))
             linear.bias.copy_(torch.from_numpy(ours.bias.data.copy()))
-        layers.append(linear)
-        if position < len(model.layers) - 1:
-            layers.append(torch.nn.ReLU())
-    reference = torch.nn.Sequential(*layers)
+        layers += [linear, torch.nn.ReLU()]
+    reference = torch.nn.Sequential(*layers[:-1])
     optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
     inputs, targets = torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
 
