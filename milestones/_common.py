@@ -15,7 +15,7 @@ result next to its bar, and exits 0 only when every bar is met:
     if __name__ == "__main__":
         run(main, "xor")
 
-Title, year and bar come from `tinytorch/manifest.toml`, the one list that the CLI reads
+Title, year and bar come from `tinytorch_base/manifest.toml`, the one list that the CLI reads
 too, so the script and the CLI never disagree. `run` turns a learner's unfinished module (a
 stub that raises NotImplementedError) into a short message instead of a traceback.
 """
@@ -33,9 +33,9 @@ if str(ROOT) not in sys.path:
     # so that the milestone runs the learner's own exported `tinytorch` from this checkout.
     sys.path.insert(0, str(ROOT))
 
-from tito.manifest import load_manifest  # noqa: E402  (the project's one manifest reader)
+from tinytorch_base.manifest import load_manifest  # noqa: E402  (the project's one manifest reader)
 
-MANIFEST = ROOT / "tinytorch" / "manifest.toml"
+MANIFEST = ROOT / "tinytorch_base" / "manifest.toml"
 
 
 def milestone_entry(name: str):

@@ -27,8 +27,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import tinytorch
-from tito.files import write_atomic
-from tito.manifest import TIERS, load_manifest
+from tinytorch_base.files import write_atomic
+from tinytorch_base.manifest import TIERS, default_manifest_path, load_manifest
 
 # The course's tier colours (light, so that black labels stay readable on them).
 TIER_COLOURS = {
@@ -40,8 +40,8 @@ TIER_COLOURS = {
 
 
 def course_manifest_path():
-    """The manifest that ships with the installed `tinytorch` package."""
-    return Path(tinytorch.__file__).resolve().parent / "manifest.toml"
+    """The manifest that ships with the installed project (in `tinytorch_base`)."""
+    return default_manifest_path()
 
 
 def load_course(manifest_path=None):
@@ -61,7 +61,7 @@ def exported_names(package_file):
 
 
 def _project_root(manifest_path):
-    """The folder that holds `tinytorch/` (and, in a course checkout, `modules/`)."""
+    """The folder that holds `tinytorch_base/` and `tinytorch/` (and, in a course checkout, `modules/`)."""
     return Path(manifest_path).resolve().parent.parent
 
 

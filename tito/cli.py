@@ -16,8 +16,8 @@ from tito import journey
 from tito import progress as progress_store
 from tito.doctor import collect_checks, system_info
 from tito.exporter import ExportError, check_all, export_modules
-from tito.files import write_atomic
-from tito.manifest import CourseModule, Manifest
+from tinytorch_base.files import write_atomic
+from tinytorch_base.manifest import CourseModule, Manifest
 from tito.project import ProjectError, find_root, project_manifest
 from tito.release import PRISTINE, ReleaseError, release_learner
 from tito.source import SourceError

@@ -40,9 +40,9 @@ def collect_checks(root: Path) -> list[Check]:
     python_ok = sys.version_info >= (3, 10)
     checks.append(Check("Python >= 3.10", python_ok, platform.python_version(),
                         "install Python 3.10 or newer, then: pip install -e ."))
-    numpy_version = _version("numpy")
-    checks.append(Check("numpy", numpy_version is not None, numpy_version or "missing", 'pip install -e .'))
-    checks.append(Check("rich", _version("rich") is not None, _version("rich") or "missing", 'pip install -e .'))
+    for package in ("numpy", "rich", "matplotlib", "safetensors"):  # pyproject.toml's dependencies
+        version = _version(package)
+        checks.append(Check(package, version is not None, version or "missing", 'pip install -e .'))
 
     imported = subprocess.run([sys.executable, "-c", "import tinytorch"], cwd=root,
                               env=project_env(root), capture_output=True, text=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tito.files import write_atomic
-from tito.manifest import CourseModule, Manifest
+from tinytorch_base.files import write_atomic
+from tinytorch_base.manifest import CourseModule, Manifest
 from tito.source import (
     BEGIN_SOLUTION,
     END_SOLUTION,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tito.files import write_atomic
+from tinytorch_base.files import write_atomic
 
 PROGRESS_FILE = Path(".tito") / "progress.json"
 VERSION = 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tito.manifest import Manifest, load_manifest
+from tinytorch_base.manifest import Manifest, load_manifest
 
-MANIFEST = Path("tinytorch") / "manifest.toml"
+MANIFEST = Path("tinytorch_base") / "manifest.toml"
 
 
 class ProjectError(RuntimeError):
@@ -14,14 +14,14 @@ class ProjectError(RuntimeError):
 
 
 def find_root(start: Path | str | None = None) -> Path:
-    """The nearest folder at or above `start` with modules/ and tinytorch/manifest.toml."""
+    """The nearest folder at or above `start` with modules/ and tinytorch_base/manifest.toml."""
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / MANIFEST).is_file() and (folder / "modules").is_dir():
             return folder
     raise ProjectError(
         f"{here} is not inside a TinyTorch project (a folder holding modules/ and "
-        "tinytorch/manifest.toml); cd into your TinyTorch folder and run the command again"
+        "tinytorch_base/manifest.toml); cd into your TinyTorch folder and run the command again"
     )
 
 

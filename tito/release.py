@@ -19,14 +19,14 @@ import tempfile
 from pathlib import Path
 
 from tito.exporter import export_modules, generated_files
-from tito.files import write_atomic
-from tito.manifest import CourseModule
+from tinytorch_base.files import write_atomic
+from tinytorch_base.manifest import CourseModule
 from tito.project import project_manifest
 from tito.source import STUB_MARK, SourceError, check_syntax, enclosing_functions, find_regions, function_of
 from tito.testing import project_env
 
 # What a learner receives: the course, its tooling and the public tests (not the tooling's own tests).
-RELEASE_ENTRIES = ("README.md", "LICENSE", "pyproject.toml", "tito", "tinytorch", "modules", "milestones",
+RELEASE_ENTRIES = ("README.md", "LICENSE", "pyproject.toml", "tito", "tinytorch", "tinytorch_base", "modules", "milestones",
                    "benchmarks", "tests/__init__.py", "tests/conftest.py", "tests/support.py", "tests/modules",
                    "tests/checkpoints")
 PRISTINE = Path(".tito") / "pristine"

@@ -84,8 +84,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import tinytorch
-from tito.files import write_atomic
-from tito.manifest import TIERS, load_manifest
+from tinytorch_base.files import write_atomic
+from tinytorch_base.manifest import TIERS, default_manifest_path, load_manifest
 
 # The course's tier colours (light, so that black labels stay readable on them).
 TIER_COLOURS = {
@@ -98,17 +98,18 @@ TIER_COLOURS = {
 # %% [markdown]
 # ## Step 1: read the manifest
 #
-# `tinytorch/manifest.toml` is the single list that the CLI, the tests, the checkpoints and
-# this module all read. It ships inside the package, next to the code it describes, so
-# `load_course()` finds it from `tinytorch.__file__`. Pass another path to study a different
-# version of the course (the tests do exactly that). The loader is tito's, which checks every
+# `tinytorch_base/manifest.toml` is the single list that the CLI, the tests, the checkpoints and
+# this module all read. It ships in `tinytorch_base`, the small package beneath both the library
+# and the CLI (standard library only), together with its reader, so `load_course()` finds it
+# without knowing anything of the CLI. Pass another path to study a different
+# version of the course (the tests do exactly that). The reader checks every
 # entry: a missing field or a forward dependency is reported with the entry's name.
 
 # %%
 #| export
 def course_manifest_path():
-    """The manifest that ships with the installed `tinytorch` package."""
-    return Path(tinytorch.__file__).resolve().parent / "manifest.toml"
+    """The manifest that ships with the installed project (in `tinytorch_base`)."""
+    return default_manifest_path()
 
 
 def load_course(manifest_path=None):
@@ -152,7 +153,7 @@ def exported_names(package_file):
 
 
 def _project_root(manifest_path):
-    """The folder that holds `tinytorch/` (and, in a course checkout, `modules/`)."""
+    """The folder that holds `tinytorch_base/` and `tinytorch/` (and, in a course checkout, `modules/`)."""
     return Path(manifest_path).resolve().parent.parent
 
 

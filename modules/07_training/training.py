@@ -87,15 +87,13 @@
 import io
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tinytorch_base.files import open_atomic, write_atomic
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.losses import BCEWithLogitsLoss
 from tinytorch.core.optimizers import clip_grad_norm_
@@ -427,65 +425,36 @@ test_unit_flatten_state()
 # is untouched. (The temporary file must sit beside the target: a rename is only atomic
 # within one file system.)
 #
+# Every file the project writes needs this, so it has one home: `tinytorch_base.files`, the small
+# package beneath the framework and its CLI. `open_atomic(path)` gives you a file to write
+# through; `write_atomic(path, data)` writes bytes (or text) in one call. Open
+# `tinytorch_base/files.py` and read it: it is the three steps above, plus one more detail. A
+# process killed mid-write cannot clean up its temporary file, so each temporary file's name
+# carries its writer's process id, and the next write to the same path deletes the ones whose
+# writer is gone.
+#
 # **File formats.** [safetensors](https://github.com/huggingface/safetensors) is an 8-byte
 # header length, a JSON header (names, dtypes, shapes, byte offsets, and a free-form
 # `__metadata__` dict of strings), then the raw bytes of every tensor. We put the skeleton, as
-# a JSON string, in that metadata. Without the `safetensors` package we write NumPy's `.npz`
-# (a zip of `.npy` files) with the skeleton as one more array of bytes, and we load it with
+# a JSON string, in that metadata; it is the default. NumPy's `.npz` (a zip of `.npy` files,
+# `format="npz"`) carries the skeleton as one more array of bytes, and we load it with
 # `allow_pickle=False`, so neither format can run code. `load_state` recognises the format
 # from the file's first bytes (a zip starts with `PK`), not from its name.
 
 # %%
 #| export
-def write_atomic(path, data):
-    """Write `data` (bytes) to `path` so that `path` is never half-written; returns the Path.
-
-    TODO: create a temporary file beside `path`, write and fsync the bytes, then rename it over
-          `path` with `os.replace`. On any error, delete the temporary file and re-raise.
-    HINT: `tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")` returns
-          (file descriptor, name); `os.fdopen(descriptor, "wb")` turns the descriptor into a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ### BEGIN SOLUTION
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; this is an ordinary file
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    ### END SOLUTION
-    return path
-
-
 _METADATA_KEY = "tinytorch"  # where the skeleton lives: safetensors metadata / an npz member
-_EXTRAS_HINT = 'pip install -e ".[extras]"'
-
-
-def _safetensors_available():
-    try:
-        import safetensors.numpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def save_state(path, state, format=None):
-    """Save a state tree to `path` atomically: safetensors when installed, else .npz (no pickle).
+    """Save a state tree to `path` atomically, in safetensors (the default) or .npz; no pickle.
 
-    `format` is "safetensors", "npz" or None (the best available). Returns the Path written.
+    `format` is "safetensors", "npz" or None (safetensors). Returns the Path written.
     """
-    format = format or ("safetensors" if _safetensors_available() else "npz")
+    format = format or "safetensors"
     arrays, skeleton = flatten_state(state)
     metadata = json.dumps(skeleton)
     if format == "safetensors":
-        if not _safetensors_available():
-            raise ImportError(f"save_state: format='safetensors' needs the safetensors package: {_EXTRAS_HINT}")
         from safetensors.numpy import save
 
         data = save(arrays, metadata={_METADATA_KEY: metadata})
@@ -501,8 +470,6 @@ def save_state(path, state, format=None):
 
 
 def _read_safetensors(path, data):
-    if not _safetensors_available():
-        raise ImportError(f"{path} is a safetensors checkpoint; reading it needs the safetensors package: {_EXTRAS_HINT}")
     from safetensors.numpy import load
 
     header_size = int.from_bytes(data[:8], "little")
@@ -578,17 +545,17 @@ def test_unit_checkpoint_files():
     folder = Path(tempfile.mkdtemp(prefix="tinytorch-07-"))
     try:
         state = {"weights": np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32), "epoch": 2}
-        formats = ["npz"] + (["safetensors"] if _safetensors_available() else [])
-        for format in formats:
+        for format in ("safetensors", "npz"):
             path = save_state(folder / f"run.{format}", state, format=format)
             back = load_state(path)
             assert np.array_equal(back["weights"], state["weights"]) and back["epoch"] == 2, format
         target = folder / "run.npz"
         before = target.read_bytes()
         try:
-            write_atomic(target, "text, not bytes")  # fails inside the write, after the temporary file exists
-            raise AssertionError("a binary file cannot take a str")
-        except TypeError:
+            with open_atomic(target) as stream:  # a crash half-way through the write
+                stream.write(b"half a checkpoint")
+                raise RuntimeError("killed")
+        except RuntimeError:
             pass
         assert target.read_bytes() == before, "a failed save must leave the old checkpoint as it was"
         assert not [p for p in folder.iterdir() if p.suffix == ".tmp"], "no temporary file may be left"
@@ -811,6 +778,8 @@ class _ProgressDisplay:
     """A rich bar with the live loss on a terminal; one plain line per epoch otherwise."""
 
     def __init__(self, verbose):
+        from rich.console import Console  # imported here: only the display prints
+
         self.verbose = verbose
         self.console = Console()
         self.live = verbose and self.console.is_terminal
@@ -820,6 +789,8 @@ class _ProgressDisplay:
     def start(self, description, total):
         if not self.live:
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("loss {task.fields[loss]}"), console=self.console, transient=True,
@@ -1211,8 +1182,7 @@ test_unit_resume_is_identical()
 # `plot_training_history(history, path)` draws the loss curves (and the accuracy curves when
 # there are any) into a PNG. Two details keep it well-behaved: it uses matplotlib's
 # object-oriented `Figure` with the Agg canvas, so it never changes the plotting backend of
-# your notebook; and it writes the PNG with `write_atomic`. Matplotlib is optional: without it,
-# the error says how to install it.
+# your notebook; and it writes the PNG with `write_atomic`.
 
 # %%
 #| export
@@ -1266,11 +1236,9 @@ def plot_training_history(history, path="training_history.png", title=None):
     HINT: `from matplotlib.figure import Figure` and `FigureCanvasAgg(figure)` need no pyplot;
           `figure.savefig(buffer, format="png")`. Skip the None entries of a curve.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(f'plot_training_history needs matplotlib: {_EXTRAS_HINT} (or pip install matplotlib)') from None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported here: only plots need it
+    from matplotlib.figure import Figure
+
     if not history.get("epoch"):
         raise ValueError("plot_training_history: the history has no epochs to plot; train first (Trainer.fit)")
     ### BEGIN SOLUTION
@@ -1375,7 +1343,7 @@ def measure_checkpoint_bytes(widths=(64, 256, 1024), seed=0):
             trainer = Trainer(model, optimizer, CrossEntropyLoss(), verbose=False)
             trainer.fit([(Tensor(np.zeros((2, 784), np.float32)), Tensor(np.zeros(2, np.int64)))], epochs=1)
             sizes = {}
-            for format in ["npz"] + (["safetensors"] if _safetensors_available() else []):
+            for format in ("safetensors", "npz"):
                 weights_only = save_checkpoint(folder / f"w.{format}", model, format=format)
                 resumable = save_checkpoint(folder / f"r.{format}", model, optimizer, format=format)
                 sizes[format] = (weights_only.stat().st_size, resumable.stat().st_size)

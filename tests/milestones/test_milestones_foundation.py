@@ -27,7 +27,7 @@ def run_milestone(name, *args, cwd):
 
 
 def manifest_entry(name):
-    with (ROOT / "tinytorch" / "manifest.toml").open("rb") as stream:
+    with (ROOT / "tinytorch_base" / "manifest.toml").open("rb") as stream:
         return next(m for m in tomllib.load(stream)["milestone"] if m["name"] == name)
 
 

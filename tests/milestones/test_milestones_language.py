@@ -44,7 +44,7 @@ def run_milestone(name, *args, data_folder=None):
 
 
 def manifest_entry(name):
-    with (ROOT / "tinytorch" / "manifest.toml").open("rb") as stream:
+    with (ROOT / "tinytorch_base" / "manifest.toml").open("rb") as stream:
         return next(m for m in tomllib.load(stream)["milestone"] if m["name"] == name)
 
 

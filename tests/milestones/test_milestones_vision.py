@@ -18,7 +18,7 @@ import pytest
 
 from tests.modules.fixtures_data import MNIST_NAMES, cifar_batch_bytes, gzipped, idx_bytes, md5, write_mnist
 
-from tito.manifest import load_manifest
+from tinytorch_base.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def run_milestone(name, *args, data_folder, mnist_checksums=None):
 
 
 def manifest_entry(name):
-    return load_manifest(ROOT / "tinytorch" / "manifest.toml").milestone(name)
+    return load_manifest(ROOT / "tinytorch_base" / "manifest.toml").milestone(name)
 
 
 def measured(out, what):

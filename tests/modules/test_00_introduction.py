@@ -28,17 +28,18 @@ from tinytorch.introduction import (
     load_course,
     visualize_tinytorch_system,
 )
-from tito.manifest import CourseModule, Manifest, ManifestError
+from tinytorch_base.manifest import CourseModule, Manifest, ManifestError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
 def course_copy(tmp_path):
-    """A copy of the package (manifest and exported files) that a test may change."""
-    target = tmp_path / "course" / "tinytorch"
-    shutil.copytree(course_manifest_path().parent, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target / "manifest.toml"
+    """A copy of the manifest and the exported package that a test may change."""
+    root = course_manifest_path().parent.parent
+    for package in ("tinytorch_base", "tinytorch"):
+        shutil.copytree(root / package, tmp_path / "course" / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "course" / "tinytorch_base" / "manifest.toml"
 
 
 def append_module(manifest_path, number, hours, names, package="tinytorch.extra_chapter"):
@@ -145,7 +146,7 @@ def test_a_planned_module_contributes_no_components(tmp_path):
 
 def test_a_broken_manifest_is_reported_with_its_path(tmp_path):
     with pytest.raises(ManifestError, match="manifest not found"):
-        get_tinytorch_overview(tmp_path / "tinytorch" / "manifest.toml")
+        get_tinytorch_overview(tmp_path / "tinytorch_base" / "manifest.toml")
     manifest_path = course_copy(tmp_path)
     manifest_path.write_text('[[module]]\nnumber = "00"\n', encoding="utf-8")
     with pytest.raises(ManifestError, match="has no 'slug'"):

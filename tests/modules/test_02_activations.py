@@ -180,8 +180,7 @@ def test_unknown_gelu_approximation_lists_the_choices():
 
 
 # ---- parity with PyTorch --------------------------------------------------------------------------
-def test_forward_parity_with_torch_functional():
-    torch = pytest.importorskip("torch")
+def test_forward_parity_with_torch_functional(torch):
     functional = torch.nn.functional
     array = np.concatenate([np.linspace(-12, 12, 97, dtype=np.float32), EXTREMES[0]]).reshape(8, 13)
     ours_theirs = [
@@ -196,20 +195,20 @@ def test_forward_parity_with_torch_functional():
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_exact_gelu_matches_torch_within_the_abramowitz_stegun_bound():
-    torch = pytest.importorskip("torch")
+def test_exact_gelu_matches_torch_within_the_abramowitz_stegun_bound(torch):
     array = np.linspace(-20, 20, 40001)
     expected = torch.nn.functional.gelu(torch.from_numpy(array)).numpy()
     error = np.abs(gelu(Tensor(array, dtype=np.float64)).numpy() - expected)
     # A&S 7.1.26 is within 1.5e-7 of erf, so Phi within 7.5e-8 and x * Phi within 7.5e-8 |x|.
     assert np.all(error <= 7.5e-8 * np.abs(array) + 1e-15), f"largest error {error.max():.3g}"
+    # In float32, compare with PyTorch's float64 result: its float32 kernel is itself up to ~1e-6
+    # off near x = -3.5 (-0.00084782 against the true -0.00084871 at x = -3.488).
     array32 = np.linspace(-10, 10, 20001, dtype=np.float32)
-    expected32 = torch.nn.functional.gelu(torch.from_numpy(array32)).numpy()
+    expected32 = torch.nn.functional.gelu(torch.from_numpy(array32.astype(np.float64))).numpy()
     np.testing.assert_allclose(GELU()(Tensor(array32)).numpy(), expected32, rtol=1e-6, atol=1e-6)
 
 
-def test_reprs_match_torch():
-    torch = pytest.importorskip("torch")
+def test_reprs_match_torch(torch):
     nn = torch.nn
     pairs = [(ReLU(), nn.ReLU()), (Sigmoid(), nn.Sigmoid()), (Tanh(), nn.Tanh()), (GELU(), nn.GELU()),
              (GELU(approximate="tanh"), nn.GELU(approximate="tanh")), (Softmax(dim=1), nn.Softmax(dim=1)),

@@ -243,8 +243,7 @@ def test_repr_is_nested_like_pytorch():
     assert repr(Identity()) == "Identity()"
 
 
-def test_repr_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_repr_matches_pytorch(torch):
     ours = Sequential(Linear(784, 256), Dropout(0.2), Linear(256, 10, bias=False))
     theirs = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.Dropout(0.2), torch.nn.Linear(256, 10, bias=False))
     assert repr(ours) == repr(theirs).replace("inplace=False", "").replace(", )", ")")
@@ -320,8 +319,7 @@ def test_load_state_dict_not_strict_loads_what_matches():
     np.testing.assert_array_equal(model.embed.weight.numpy(), source.embed.weight.numpy())
 
 
-def test_a_pytorch_checkpoint_loads_key_for_key():
-    torch = pytest.importorskip("torch")
+def test_a_pytorch_checkpoint_loads_key_for_key(torch):
     torch.manual_seed(0)
     theirs = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
     ours = Sequential(Linear(784, 256), ReLU(), Linear(256, 10))
@@ -372,8 +370,7 @@ def test_linear_initialisation_is_uniform_with_bound_one_over_sqrt_fan_in():
     np.testing.assert_allclose(fractions, 0.25, atol=0.01)
 
 
-def test_linear_initialisation_matches_pytorch_statistics():
-    torch = pytest.importorskip("torch")
+def test_linear_initialisation_matches_pytorch_statistics(torch):
     theirs = torch.nn.Linear(500, 200).weight.detach().numpy()
     ours = Linear(500, 200).weight.numpy()
     assert abs(np.abs(ours).max() - np.abs(theirs).max()) < 1e-3
@@ -388,8 +385,7 @@ def test_linear_initialisation_is_reproducible_with_manual_seed():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_linear_forward_matches_pytorch_with_the_same_weights(dtype):
-    torch = pytest.importorskip("torch")
+def test_linear_forward_matches_pytorch_with_the_same_weights(torch, dtype):
     ours = Linear(7, 5, dtype=dtype)
     theirs = torch.nn.Linear(7, 5).to(torch.float64 if dtype == np.float64 else torch.float32)
     with torch.no_grad():
@@ -497,8 +493,7 @@ def test_module_list_append_extend_setitem_slice():
         layers[-4]
 
 
-def test_sequential_matches_pytorch_forward():
-    torch = pytest.importorskip("torch")
+def test_sequential_matches_pytorch_forward(torch):
     theirs = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), torch.nn.Linear(5, 2)).double()
     ours = Sequential(Flatten(), Linear(12, 5), Linear(5, 2)).double()
     ours.load_state_dict({name: value.numpy() for name, value in theirs.state_dict().items()})
@@ -617,9 +612,8 @@ def test_linear_gradients_pass_a_numerical_check():
         np.testing.assert_allclose(np.asarray(tensor.grad), numerical, rtol=1e-6, atol=1e-8)
 
 
-def test_linear_and_dropout_gradients_match_pytorch():
+def test_linear_and_dropout_gradients_match_pytorch(torch):
     _autograd_or_skip()
-    torch = pytest.importorskip("torch")
     ours = Linear(6, 4, dtype=np.float64)
     theirs = torch.nn.Linear(6, 4).double()
     with torch.no_grad():

@@ -293,8 +293,7 @@ def test_settings_are_keyword_only_so_a_torch_weight_is_not_misread():
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.7])
 @pytest.mark.parametrize("shape", [(6, 5), (3, 4, 2, 3), (5,)])
-def test_cross_entropy_parity_with_torch(reduction, smoothing, shape):
-    torch = pytest.importorskip("torch")
+def test_cross_entropy_parity_with_torch(torch, reduction, smoothing, shape):
     rng = np.random.default_rng(2)
     logits = (rng.standard_normal(shape) * 4).astype(np.float32)
     target_shape = shape[:1] + shape[2:] if len(shape) > 1 else ()
@@ -310,8 +309,7 @@ def test_cross_entropy_parity_with_torch(reduction, smoothing, shape):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_elementwise_losses_parity_with_torch(reduction):
-    torch = pytest.importorskip("torch")
+def test_elementwise_losses_parity_with_torch(torch, reduction):
     functional = torch.nn.functional
     rng = np.random.default_rng(3)
     predictions = rng.standard_normal((4, 5)).astype(np.float32)

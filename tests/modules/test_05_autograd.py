@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.support import assert_matches_torch, check_gradients, numerical_gradient, torch_or_skip
+from tests.support import assert_matches_torch, check_gradients, numerical_gradient
 from tinytorch.core.activations import log_softmax, relu, sigmoid, softmax, tanh
 from tinytorch.core.autograd import (
     backward,
@@ -283,13 +283,12 @@ def _parity_cases(torch):
 
 
 @pytest.mark.parametrize("name", sorted(_parity_cases(torch=None)))
-def test_matches_torch_forward_and_backward(name):
-    tt_fn, torch_fn, arrays = _parity_cases(torch_or_skip())[name]
+def test_matches_torch_forward_and_backward(torch, name):
+    tt_fn, torch_fn, arrays = _parity_cases(torch)[name]
     assert_matches_torch(tt_fn, torch_fn, *arrays)
 
 
-def test_mlp_matches_torch():
-    torch = torch_or_skip()
+def test_mlp_matches_torch(torch):
     _, normal, _ = _rng_arrays(3)
     labels = np.array([0, 4, 2, 2, 1, 3])
 

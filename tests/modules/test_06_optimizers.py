@@ -79,8 +79,7 @@ CONFIGURATIONS = [
 
 
 @pytest.mark.parametrize("name,options", CONFIGURATIONS, ids=lambda value: str(value))
-def test_optimizer_matches_torch_step_by_step(name, options):
-    torch = pytest.importorskip("torch")
+def test_optimizer_matches_torch_step_by_step(torch, name, options):
     params = float64_params()
     reference = torch_copies(torch, params)
     optimizer = getattr(ours, name)(params, **options)
@@ -100,8 +99,7 @@ def test_optimizer_matches_torch_step_by_step(name, options):
             np.testing.assert_allclose(value, expected, **TIGHT, err_msg=f"state '{key}' of parameter {index}")
 
 
-def test_parameter_groups_with_their_own_options_match_torch():
-    torch = pytest.importorskip("torch")
+def test_parameter_groups_with_their_own_options_match_torch(torch):
     params = float64_params()
     reference = torch_copies(torch, params)
 
@@ -120,8 +118,7 @@ def test_parameter_groups_with_their_own_options_match_torch():
         assert_same_params(params, reference, step)
 
 
-def test_adam_groups_and_add_param_group_match_torch():
-    torch = pytest.importorskip("torch")
+def test_adam_groups_and_add_param_group_match_torch(torch):
     params = float64_params(3)
     reference = torch_copies(torch, params)
     optimizer = Adam(params[:2], lr=0.01, betas=(0.85, 0.995))
@@ -136,8 +133,7 @@ def test_adam_groups_and_add_param_group_match_torch():
         assert_same_params(params, reference, step)
 
 
-def test_a_pytorch_optimizer_checkpoint_continues_here():
-    torch = pytest.importorskip("torch")
+def test_a_pytorch_optimizer_checkpoint_continues_here(torch):
     params = float64_params(4)
     reference = torch_copies(torch, params)
     torch_optimizer = torch.optim.Adam(reference, lr=0.01, amsgrad=True)
@@ -373,8 +369,7 @@ def test_a_gradient_of_the_wrong_shape_is_refused_before_broadcasting():
 # ---- clip_grad_norm_ --------------------------------------------------------------------------------
 @pytest.mark.parametrize("max_norm", [0.5, 100.0])
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
-def test_clip_grad_norm_matches_torch(max_norm, norm_type):
-    torch = pytest.importorskip("torch")
+def test_clip_grad_norm_matches_torch(torch, max_norm, norm_type):
     params = float64_params(6)
     reference = torch_copies(torch, params)
     set_gradients(torch, params, reference, np.random.default_rng(6))
@@ -427,16 +422,14 @@ def two_group_optimizers(torch):
     ("CosineAnnealingLR", {"T_max": 7, "eta_min": 0.001}, 30),
     ("LambdaLR", {"lr_lambda": lambda step: 1 / (1 + step)}, 10),
 ])
-def test_scheduler_matches_torch(name, options, steps):
-    torch = pytest.importorskip("torch")
+def test_scheduler_matches_torch(torch, name, options, steps):
     mine, theirs = two_group_optimizers(torch)
     ours_rates = lr_sequence(getattr(ours, name)(mine, **options), mine, steps)
     torch_rates = lr_sequence(getattr(torch.optim.lr_scheduler, name)(theirs, **options), theirs, steps)
     np.testing.assert_allclose(ours_rates, torch_rates, rtol=1e-10, atol=1e-15)
 
 
-def test_cosine_warmup_matches_torch_linear_then_cosine():
-    torch = pytest.importorskip("torch")
+def test_cosine_warmup_matches_torch_linear_then_cosine(torch):
     warmup, total, min_lr = 5, 20, 0.001
     mine, theirs = two_group_optimizers(torch)
     scheduler = CosineWarmupLR(mine, warmup_steps=warmup, total_steps=total, min_lr=min_lr)

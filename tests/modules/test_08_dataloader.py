@@ -144,8 +144,7 @@ def test_collate_errors_explain_the_fix():
         default_collate([])
 
 
-def test_collate_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_collate_matches_pytorch(torch):
     from torch.utils.data import default_collate as torch_collate
 
     samples = [(np.full((2, 2), i, dtype=np.float32), i) for i in range(3)]
@@ -222,8 +221,7 @@ def test_custom_collate_fn_receives_the_list_of_samples():
     assert received[2][0][1].item() == 4
 
 
-def test_loader_matches_pytorch_without_shuffle():
-    torch = pytest.importorskip("torch")
+def test_loader_matches_pytorch_without_shuffle(torch):
     x = np.random.default_rng(1).standard_normal((11, 3)).astype(np.float32)
     y = np.arange(11)
     ours = list(DataLoader(TensorDataset(x, y), batch_size=4, drop_last=True))
@@ -259,8 +257,7 @@ def test_to_tensor_scales_uint8_and_handles_layouts():
         ToTensor().batch(np.zeros((1, 1, 2, 2), dtype=np.int32))
 
 
-def test_to_tensor_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_to_tensor_matches_pytorch(torch):
     images = uint8_images()
     np.testing.assert_array_equal(ToTensor().batch(images).numpy(), torch.from_numpy(images).float().div(255).numpy())
 
@@ -279,8 +276,7 @@ def test_normalize_matches_numpy(channels, n, side, data):
     np.testing.assert_allclose(Normalize(mean, std)(images[0]).numpy(), reference[0], rtol=1e-5, atol=1e-5)
 
 
-def test_normalize_matches_pytorch_and_leaves_input_alone():
-    torch = pytest.importorskip("torch")
+def test_normalize_matches_pytorch_and_leaves_input_alone(torch):
     images = np.random.default_rng(0).random((4, 3, 5, 5), dtype=np.float32)
     before = images.copy()
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -316,8 +312,7 @@ def test_flip_mirrors_the_chosen_images_only():
         RandomHorizontalFlip(p=1.5)
 
 
-def test_flip_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_flip_matches_pytorch(torch):
     images = uint8_images()
     np.testing.assert_array_equal(RandomHorizontalFlip(p=1.0, seed=0).batch(images).numpy(),
                                   torch.flip(torch.from_numpy(images), dims=[3]).numpy())

@@ -159,8 +159,7 @@ def test_conv2d_skips_gradients_nobody_needs():
      ((2, 2, 10, 11), (3, 2, 3, 3), 2, 2, 2, 1, False), ((1, 4, 6, 6), (4, 1, 3, 3), 1, 1, 1, 4, True),
      ((3, 3, 5, 9), (2, 3, 1, 1), 1, 0, 1, 1, True)],
 )
-def test_conv2d_matches_torch_forward_and_backward(shape, weight_shape, stride, padding, dilation, groups, bias):
-    torch = pytest.importorskip("torch")
+def test_conv2d_matches_torch_forward_and_backward(torch, shape, weight_shape, stride, padding, dilation, groups, bias):
     arrays = [randn(*shape, seed=1), randn(*weight_shape, seed=2)] + ([randn(weight_shape[0], seed=3)] if bias else [])
 
     def ours(x, w, b=None):
@@ -188,8 +187,7 @@ def test_conv2d_layer_has_pytorchs_layout_and_initialisation():
     assert repr(Conv2d(3, 16, 3, stride=2, padding=1)) == "Conv2d(3, 16, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))"
 
 
-def test_conv2d_layer_loads_a_torch_checkpoint_and_gives_the_same_output():
-    torch = pytest.importorskip("torch")
+def test_conv2d_layer_loads_a_torch_checkpoint_and_gives_the_same_output(torch):
     reference = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
     layer = Conv2d(3, 4, 3, stride=2, padding=1)
     layer.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
@@ -237,8 +235,7 @@ def test_max_pool_routes_the_gradient_to_the_first_maximum():
     [((2, 3, 8, 8), 2, None, 0, 1), ((2, 3, 9, 7), 2, None, 0, 1), ((1, 2, 7, 9), 3, 2, 1, 1),
      ((2, 2, 6, 8), (2, 3), (1, 2), (1, 1), 1), ((1, 2, 9, 9), 3, 1, 0, 2), ((1, 1, 5, 5), 3, 1, 1, 1)],
 )
-def test_max_pool2d_matches_torch_forward_and_backward(shape, kernel, stride, padding, dilation):
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_matches_torch_forward_and_backward(torch, shape, kernel, stride, padding, dilation):
     x = np.maximum(randn(*shape, seed=7), 0)  # after a ReLU: many ties among zeros
     assert_matches_torch(
         lambda t: max_pool2d(t, kernel, stride, padding, dilation),
@@ -258,8 +255,7 @@ def test_pool_gradients_match_central_differences(kernel, stride, padding):
     "shape,kernel,stride,padding",
     [((2, 3, 8, 8), 2, None, 0), ((2, 3, 9, 7), 2, None, 0), ((1, 2, 7, 9), 3, 2, 1), ((2, 2, 6, 8), (2, 3), (1, 2), (1, 1))],
 )
-def test_avg_pool2d_matches_torch_forward_and_backward(shape, kernel, stride, padding):
-    torch = pytest.importorskip("torch")
+def test_avg_pool2d_matches_torch_forward_and_backward(torch, shape, kernel, stride, padding):
     assert_matches_torch(
         lambda t: avg_pool2d(t, kernel, stride, padding),
         lambda t: torch.nn.functional.avg_pool2d(t, kernel, stride, padding),
@@ -268,8 +264,7 @@ def test_avg_pool2d_matches_torch_forward_and_backward(shape, kernel, stride, pa
 
 
 @pytest.mark.parametrize("output_size", [1, (1, 1), (2, 3), 4])
-def test_adaptive_avg_pool2d_matches_torch(output_size):
-    torch = pytest.importorskip("torch")
+def test_adaptive_avg_pool2d_matches_torch(torch, output_size):
     assert_matches_torch(
         lambda t: adaptive_avg_pool2d(t, output_size),
         lambda t: torch.nn.functional.adaptive_avg_pool2d(t, output_size),
@@ -307,8 +302,7 @@ def test_batch_norm_normalises_each_channel_in_training():
 
 
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])
-def test_batch_norm_running_statistics_and_eval_match_torch(momentum):
-    torch = pytest.importorskip("torch")
+def test_batch_norm_running_statistics_and_eval_match_torch(torch, momentum):
     ours, theirs = BatchNorm2d(4, momentum=momentum), torch.nn.BatchNorm2d(4, momentum=momentum)
     for step in range(3):
         x = randn(6, 4, 5, 3, seed=step) * (step + 1) + step
@@ -321,8 +315,7 @@ def test_batch_norm_running_statistics_and_eval_match_torch(momentum):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_matches_torch_forward_and_backward(training):
-    torch = pytest.importorskip("torch")
+def test_batch_norm_matches_torch_forward_and_backward(torch, training):
     x = randn(4, 3, 5, 6, seed=12) * 2 + 1
     mean, var = randn(3, seed=13), np.abs(randn(3, seed=14)) + 0.5
 
@@ -347,8 +340,7 @@ def test_batch_norm_gradients_match_central_differences(training, affine):
         check_gradients(lambda x: batch_norm(x, mean, var, training=training), (4, 3, 2, 3), rng=rng)
 
 
-def test_batch_norm_layer_options_and_state_dict_match_torch():
-    torch = pytest.importorskip("torch")
+def test_batch_norm_layer_options_and_state_dict_match_torch(torch):
     assert set(BatchNorm2d(5).state_dict()) == set(torch.nn.BatchNorm2d(5).state_dict())
     plain = BatchNorm2d(5, affine=False)
     assert plain.weight is None and list(plain.parameters()) == []
@@ -369,9 +361,8 @@ def test_batch_norm_errors_say_what_is_wrong():
 
 
 # ---- the whole network ------------------------------------------------------------------------------
-def test_a_small_cnn_matches_torch_end_to_end():
+def test_a_small_cnn_matches_torch_end_to_end(torch):
     """Same weights, same batch: the loss and every parameter's gradient agree with PyTorch."""
-    torch = pytest.importorskip("torch")
     from tinytorch.core.activations import ReLU
     from tinytorch.core.losses import cross_entropy
 

@@ -87,8 +87,7 @@ def test_pad_batch_matches_a_row_by_row_reference(sequences, pad_id, max_length)
     np.testing.assert_array_equal(batch.attention_mask.numpy(), mask)
 
 
-def test_pad_batch_matches_torch_pad_sequence():
-    torch = pytest.importorskip("torch")
+def test_pad_batch_matches_torch_pad_sequence(torch):
     sequences = [[3, 1, 4, 1, 5], [9, 2], [6, 5, 3]]
     ours = pad_batch(sequences, pad_id=-7).input_ids.numpy()
     theirs = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sequences], batch_first=True, padding_value=-7)

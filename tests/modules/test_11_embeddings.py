@@ -85,8 +85,7 @@ def test_gradient_of_a_transposed_table_view():
     check_gradients(lambda t: embedding(ids, t) * 2.0, table)
 
 
-def test_lookup_and_gradient_match_pytorch():
-    torch = pytest.importorskip("torch")
+def test_lookup_and_gradient_match_pytorch(torch):
     ids = np.random.default_rng(3).integers(0, 11, size=(4, 9))
     table = np.random.default_rng(4).standard_normal((11, 6)).astype(np.float32)
     assert_matches_torch(lambda i, w: embedding(i, w), lambda i, w: torch.nn.functional.embedding(i, w), ids, table)
@@ -111,8 +110,7 @@ def test_embedding_layer_owns_a_standard_normal_table():
     assert np.array_equal(Embedding(1000, 64).weight.numpy(), weight), "manual_seed makes it reproducible"
 
 
-def test_embedding_layer_loads_a_pytorch_checkpoint():
-    torch = pytest.importorskip("torch")
+def test_embedding_layer_loads_a_pytorch_checkpoint(torch):
     theirs = torch.nn.Embedding(13, 5)
     ours = Embedding(13, 5)
     ours.load_state_dict({name: value.detach().numpy() for name, value in theirs.state_dict().items()})
@@ -184,8 +182,7 @@ def test_positional_layers_explain_a_too_long_or_too_wide_input(layer_class):
         layer(Tensor(np.zeros(4, dtype=np.float32)))
 
 
-def test_learned_positions_match_pytorch_forward_and_backward():
-    torch = pytest.importorskip("torch")
+def test_learned_positions_match_pytorch_forward_and_backward(torch):
     manual_seed(6)
     ours = LearnedPositionalEmbedding(10, 4)
     theirs = torch.nn.Embedding(10, 4)

@@ -73,8 +73,7 @@ def test_masked_softmax_gradient_matches_central_differences():
     assert not gradients[0][:, 1].any(), "a fully masked row passes no gradient"
 
 
-def test_masked_softmax_matches_pytorch_softmax_with_a_minus_inf_mask():
-    torch = pytest.importorskip("torch")
+def test_masked_softmax_matches_pytorch_softmax_with_a_minus_inf_mask(torch):
     mask = np.array([[True, False, True], [False, True, True]])
     bias = np.where(mask, 0.0, -np.inf).astype(np.float32)
     assert_matches_torch(lambda s: masked_softmax(s, mask), lambda s: torch.softmax(s + torch.from_numpy(bias), -1),
@@ -95,8 +94,7 @@ MASK_CASES = {
 
 @pytest.mark.parametrize("case", list(MASK_CASES))
 @pytest.mark.parametrize("query_len,key_len", [(7, 7), (5, 9)])
-def test_attention_matches_pytorch_forward_and_backward(case, query_len, key_len):
-    torch = pytest.importorskip("torch")
+def test_attention_matches_pytorch_forward_and_backward(torch, case, query_len, key_len):
     options = MASK_CASES[case](query_len, key_len)
     if case == "boolean per query":
         options["attn_mask"][:, 0] = True  # keep every row alive here; dead rows are tested below
@@ -108,8 +106,7 @@ def test_attention_matches_pytorch_forward_and_backward(case, query_len, key_len
                          q, k, v)
 
 
-def test_fully_masked_rows_give_zeros_like_pytorch():
-    torch = pytest.importorskip("torch")
+def test_fully_masked_rows_give_zeros_like_pytorch(torch):
     mask = np.ones((4, 4), dtype=bool)
     mask[2] = False
     assert_matches_torch(
@@ -120,16 +117,14 @@ def test_fully_masked_rows_give_zeros_like_pytorch():
     assert not out.numpy()[:, :, 2].any()
 
 
-def test_custom_scale_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_custom_scale_matches_pytorch(torch):
     assert_matches_torch(lambda q, k, v: scaled_dot_product_attention(q, k, v, scale=0.05, is_causal=True),
                          lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.05,
                                                                                           is_causal=True),
                          normal(2, 6, 4, seed=1), normal(2, 6, 4, seed=2), normal(2, 6, 4, seed=3))
 
 
-def test_trainable_additive_mask_receives_its_gradient_like_pytorch():
-    torch = pytest.importorskip("torch")
+def test_trainable_additive_mask_receives_its_gradient_like_pytorch(torch):
     assert_matches_torch(
         lambda q, k, v, bias: scaled_dot_product_attention(q, k, v, attn_mask=bias),
         lambda q, k, v, bias: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias),
@@ -233,8 +228,7 @@ def torch_twin(torch, ours):
 
 @pytest.mark.parametrize("causal,padded,bias", [(False, False, True), (True, False, True), (False, True, True),
                                                 (True, True, False)])
-def test_multi_head_attention_matches_pytorch_with_copied_weights(causal, padded, bias):
-    torch = pytest.importorskip("torch")
+def test_multi_head_attention_matches_pytorch_with_copied_weights(torch, causal, padded, bias):
     manual_seed(0)
     ours = MultiHeadAttention(12, 3, bias=bias, causal=causal)
     theirs = torch_twin(torch, ours)

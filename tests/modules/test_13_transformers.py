@@ -38,8 +38,7 @@ def tiny_gpt(seed=0, **overrides):
 
 # ---- layer norm ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("affine", ["both", "weight", "none"])
-def test_layer_norm_matches_pytorch_forward_and_backward(affine):
-    torch = pytest.importorskip("torch")
+def test_layer_norm_matches_pytorch_forward_and_backward(torch, affine):
     x, weight, bias = normal(3, 5, 8), normal(8, seed=1), normal(8, seed=2)
     if affine == "both":
         assert_matches_torch(lambda x, w, b: layer_norm(x, (8,), w, b),
@@ -51,8 +50,7 @@ def test_layer_norm_matches_pytorch_forward_and_backward(affine):
         assert_matches_torch(lambda x: layer_norm(x, (8,)), lambda x: torch.nn.functional.layer_norm(x, (8,)), x)
 
 
-def test_layer_norm_over_two_trailing_dims_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_layer_norm_over_two_trailing_dims_matches_pytorch(torch):
     assert_matches_torch(lambda x, w, b: layer_norm(x, (4, 5), w, b, eps=1e-3),
                          lambda x, w, b: torch.nn.functional.layer_norm(x, (4, 5), w, b, eps=1e-3),
                          normal(2, 4, 5), normal(4, 5, seed=1), normal(4, 5, seed=2))
@@ -83,8 +81,7 @@ def test_fused_layer_norm_equals_the_composition(rows, width, scale, seed):
         np.testing.assert_allclose(fused, composed, rtol=1e-7, atol=1e-9)
 
 
-def test_layer_norm_layer_matches_nn_layer_norm_and_explains_bad_shapes():
-    torch = pytest.importorskip("torch")
+def test_layer_norm_layer_matches_nn_layer_norm_and_explains_bad_shapes(torch):
     for bias in (True, False):
         theirs = torch.nn.LayerNorm(8, bias=bias)
         ours = LayerNorm(8, bias=bias)
@@ -106,8 +103,7 @@ def test_layer_norm_keeps_float64_and_handles_constant_rows():
 
 
 # ---- GELU and MLP --------------------------------------------------------------------------------
-def test_fused_gelu_matches_pytorch_tanh_gelu():
-    torch = pytest.importorskip("torch")
+def test_fused_gelu_matches_pytorch_tanh_gelu(torch):
     x = np.concatenate([normal(50) * 4, np.array([-30.0, -10.0, 0.0, 10.0, 30.0], np.float32)])
     assert_matches_torch(gelu_tanh, lambda x: torch.nn.functional.gelu(x, approximate="tanh"), x)
 
@@ -127,8 +123,7 @@ def test_fused_gelu_is_finite_for_huge_inputs():
     np.testing.assert_allclose(x.grad, [0.0, 0.0, 1.0, 1.0])
 
 
-def test_mlp_matches_pytorch_with_copied_weights():
-    torch = pytest.importorskip("torch")
+def test_mlp_matches_pytorch_with_copied_weights(torch):
     manual_seed(1)
     ours = MLP(6, hidden=10)
     up, down = torch.nn.Linear(6, 10), torch.nn.Linear(10, 6)
@@ -201,8 +196,7 @@ def torch_gpt(torch, config):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_gpt_forward_and_backward_match_a_pytorch_twin(bias):
-    torch = pytest.importorskip("torch")
+def test_gpt_forward_and_backward_match_a_pytorch_twin(torch, bias):
     ours = tiny_gpt(seed=2, bias=bias)
     for parameter in ours.parameters():  # move off GPT-2's init so every parameter matters
         parameter.data += normal(*parameter.shape, seed=parameter.numel()) * 0.05
@@ -401,8 +395,7 @@ def test_gpt_errors_speak_to_a_learner():
 
 
 # ---- blocks and training -------------------------------------------------------------------------
-def test_transformer_block_matches_the_twin_block_and_is_causal():
-    torch = pytest.importorskip("torch")
+def test_transformer_block_matches_the_twin_block_and_is_causal(torch):
     ours = tiny_gpt(seed=21, bias=True)
     theirs = torch_gpt(torch, ours.config)
     theirs.load_state_dict({name: torch.from_numpy(array) for name, array in ours.state_dict().items()})

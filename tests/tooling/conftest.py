@@ -25,7 +25,7 @@ def project_copy(tmp_path):
     """A copy of the parts of the project that export and release read."""
     target = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
-    for entry in ("tinytorch", "modules", "tito", "tests"):
+    for entry in ("tinytorch", "tinytorch_base", "modules", "tito", "tests"):
         shutil.copytree(ROOT / entry, target / entry, ignore=ignore)
     for entry in ("pyproject.toml", "README.md"):
         if (ROOT / entry).exists():

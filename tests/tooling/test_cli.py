@@ -8,7 +8,6 @@ import pytest
 
 from tito.cli import build_parser, main
 from tito.doctor import collect_checks
-from tito.files import write_atomic
 from tito.progress import PROGRESS_FILE, load_progress, mark_completed
 
 PLACEHOLDER = re.compile(r"^([0-9]+|NN|N|NAME|OUT_DIR|[A-Z_]+|\{.*|\.\.\.)$")
@@ -143,19 +142,6 @@ def test_progress_round_trip_is_atomic(project_copy):
     assert data["modules"]["01"]["tests_passed"] == 12 and "completed_at" in data["modules"]["01"]
     assert load_progress(project_copy).completed("01")
     assert not [p for p in (project_copy / PROGRESS_FILE).parent.iterdir() if p.suffix == ".tmp"]
-
-
-def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path):
-    target = tmp_path / "file.txt"
-    target.write_text("old")
-
-    class Boom:
-        def encode(self, _):
-            raise RuntimeError("disk full")
-
-    with pytest.raises(Exception):
-        write_atomic(target, Boom())
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["file.txt"]
 
 
 def test_no_color_and_no_tty_output_is_plain(project_copy, monkeypatch, capfd):

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tito.exporter import HEADER_START, ExportError, check_all, export_modules, generated_files, render_module
-from tito.manifest import ManifestError, load_manifest
+from tinytorch_base.manifest import ManifestError, load_manifest
 from tito.testing import project_env
 
 
@@ -123,7 +123,7 @@ def test_manifest_lists_the_21_modules_of_the_design(manifest):
 
 
 def test_manifest_rejects_forward_prerequisites(tmp_path, root):
-    text = (root / "tinytorch" / "manifest.toml").read_text()
+    text = (root / "tinytorch_base" / "manifest.toml").read_text()
     bad = text.replace('prerequisites = ["01"]\npackage = "tinytorch.core.activations"',
                        'prerequisites = ["05"]\npackage = "tinytorch.core.activations"')
     assert bad != text

@@ -17,7 +17,7 @@ import tito.cli as cli
 from tito import journey
 from tito import progress as progress_store
 from tito.exporter import export_modules
-from tito.manifest import CourseModule, Manifest, Milestone
+from tinytorch_base.manifest import CourseModule, Manifest, Milestone
 from tito.project import project_manifest
 from tito.testing import project_env
 
@@ -87,7 +87,8 @@ def write_project(root, modules, milestones=()):
     (root / "modules").mkdir(parents=True, exist_ok=True)
     (root / "tinytorch").mkdir(exist_ok=True)
     (root / "tinytorch" / "__init__.py").write_text("")
-    (root / "tinytorch" / "manifest.toml").write_text("\n".join(entries))
+    (root / "tinytorch_base").mkdir(exist_ok=True)
+    (root / "tinytorch_base" / "manifest.toml").write_text("\n".join(entries))
     export_modules(root, project_manifest(root))
     return project_manifest(root)
 

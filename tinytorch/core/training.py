@@ -6,7 +6,6 @@ __all__ = [
     "precision_recall_f1",
     "flatten_state",
     "unflatten_state",
-    "write_atomic",
     "save_state",
     "load_state",
     "save_checkpoint",
@@ -21,15 +20,13 @@ __all__ = [
 import io
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tinytorch_base.files import open_atomic, write_atomic
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.losses import BCEWithLogitsLoss
 from tinytorch.core.optimizers import clip_grad_norm_
@@ -229,53 +226,18 @@ def unflatten_state(arrays, skeleton):
     return build(skeleton)
 
 
-def write_atomic(path, data):
-    """Write `data` (bytes) to `path` so that `path` is never half-written; returns the Path.
-
-    TODO: create a temporary file beside `path`, write and fsync the bytes, then rename it over
-          `path` with `os.replace`. On any error, delete the temporary file and re-raise.
-    HINT: `tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")` returns
-          (file descriptor, name); `os.fdopen(descriptor, "wb")` turns the descriptor into a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; this is an ordinary file
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 _METADATA_KEY = "tinytorch"  # where the skeleton lives: safetensors metadata / an npz member
-_EXTRAS_HINT = 'pip install -e ".[extras]"'
-
-
-def _safetensors_available():
-    try:
-        import safetensors.numpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def save_state(path, state, format=None):
-    """Save a state tree to `path` atomically: safetensors when installed, else .npz (no pickle).
+    """Save a state tree to `path` atomically, in safetensors (the default) or .npz; no pickle.
 
-    `format` is "safetensors", "npz" or None (the best available). Returns the Path written.
+    `format` is "safetensors", "npz" or None (safetensors). Returns the Path written.
     """
-    format = format or ("safetensors" if _safetensors_available() else "npz")
+    format = format or "safetensors"
     arrays, skeleton = flatten_state(state)
     metadata = json.dumps(skeleton)
     if format == "safetensors":
-        if not _safetensors_available():
-            raise ImportError(f"save_state: format='safetensors' needs the safetensors package: {_EXTRAS_HINT}")
         from safetensors.numpy import save
 
         data = save(arrays, metadata={_METADATA_KEY: metadata})
@@ -291,8 +253,6 @@ def save_state(path, state, format=None):
 
 
 def _read_safetensors(path, data):
-    if not _safetensors_available():
-        raise ImportError(f"{path} is a safetensors checkpoint; reading it needs the safetensors package: {_EXTRAS_HINT}")
     from safetensors.numpy import load
 
     header_size = int.from_bytes(data[:8], "little")
@@ -490,6 +450,8 @@ class _ProgressDisplay:
     """A rich bar with the live loss on a terminal; one plain line per epoch otherwise."""
 
     def __init__(self, verbose):
+        from rich.console import Console  # imported here: only the display prints
+
         self.verbose = verbose
         self.console = Console()
         self.live = verbose and self.console.is_terminal
@@ -499,6 +461,8 @@ class _ProgressDisplay:
     def start(self, description, total):
         if not self.live:
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("loss {task.fields[loss]}"), console=self.console, transient=True,
@@ -798,11 +762,9 @@ def plot_training_history(history, path="training_history.png", title=None):
     HINT: `from matplotlib.figure import Figure` and `FigureCanvasAgg(figure)` need no pyplot;
           `figure.savefig(buffer, format="png")`. Skip the None entries of a curve.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(f'plot_training_history needs matplotlib: {_EXTRAS_HINT} (or pip install matplotlib)') from None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported here: only plots need it
+    from matplotlib.figure import Figure
+
     if not history.get("epoch"):
         raise ValueError("plot_training_history: the history has no epochs to plot; train first (Trainer.fit)")
     panels = [("loss", "train_loss", "val_loss")]

@@ -1,4 +1,7 @@
-"""The course manifest: the one list of modules and milestones (tinytorch/manifest.toml)."""
+"""The course manifest: the one list of modules and milestones (`tinytorch_base/manifest.toml`).
+
+Standard library only: the CLI reads it even when the `tinytorch` package cannot be imported.
+"""
 
 from __future__ import annotations
 
@@ -102,9 +105,12 @@ class Manifest:
         return tuple(m for m in self.modules if m.available)
 
 
+MANIFEST_NAME = "manifest.toml"
+
+
 def default_manifest_path() -> Path:
-    """The manifest shipped inside the tinytorch package next to this project."""
-    return Path(__file__).resolve().parent.parent / "tinytorch" / "manifest.toml"
+    """The manifest that ships beside this reader."""
+    return Path(__file__).resolve().parent / MANIFEST_NAME
 
 
 def load_manifest(path: Path | str | None = None) -> Manifest:
