@@ -16,18 +16,15 @@ from tito import journey
 from tito import progress as progress_store
 from tito.doctor import collect_checks, system_info
 from tito.exporter import ExportError, check_all, export_modules
-from tinytorch_base.files import write_atomic
+from tinytorch_base.files import write_atomic, write_new
 from tinytorch_base.manifest import CourseModule, Manifest
+from tito.progress import TitoError
 from tito.project import ProjectError, find_root, project_manifest
 from tito.release import PRISTINE, ReleaseError, release_learner
 from tito.source import SourceError
 from tito.testing import run_tests
 
 console = Console(highlight=False, soft_wrap=True)  # never break a command across lines
-
-
-class CommandError(RuntimeError):
-    """A command cannot go on; the message says why and what to do."""
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -40,16 +37,15 @@ def _built_module(manifest: Manifest, key: str) -> CourseModule:
     try:
         module = manifest.module(key)
     except KeyError as error:
-        raise CommandError(str(error.args[0])) from None
+        raise TitoError(str(error.args[0])) from None
     if not module.available:
-        raise CommandError(f"module {module.name} ({module.title}) is planned but not built yet; "
-                           "`tito module list` shows the modules you can work on")
+        raise TitoError(f"module {module.name} ({module.title}) is planned but not built yet; "
+                        "`tito module list` shows the modules you can work on")
     return module
 
 
 def _show_progress_warning(progress: progress_store.Progress) -> None:
-    if progress.warning:
-        console.print(f"[yellow]warning:[/yellow] {progress.warning}")
+    journey.show_progress_warning(console, progress)
 
 
 def _report_export(results) -> None:
@@ -108,7 +104,7 @@ def cmd_export(args) -> int:
     elif args.modules:
         modules = [_built_module(manifest, key) for key in args.modules]
     else:
-        raise CommandError("name the modules to export (`tito export 01`) or use `tito export --all`")
+        raise TitoError("name the modules to export (`tito export 01`) or use `tito export --all`")
     _report_export(export_modules(root, manifest, modules))
     return 0
 
@@ -122,15 +118,8 @@ def cmd_nbdev_build(args) -> int:
 def _run_module_tests(root: Path, modules: list[CourseModule], stream: bool = True):
     missing = [m.test_file for m in modules if not (root / m.test_file).is_file()]
     if missing:
-        raise CommandError("no tests at " + ", ".join(p.as_posix() for p in missing))
+        raise TitoError("no tests at " + ", ".join(p.as_posix() for p in missing))
     return run_tests(root, [m.test_file for m in modules], stream=stream)
-
-
-def _print_counts(report) -> None:
-    console.print(
-        f"tests: {report.passed} passed, {report.failed} failed, {report.errors} errors, "
-        f"{report.skipped} skipped (of {report.total})"
-    )
 
 
 def cmd_test(args) -> int:
@@ -140,9 +129,9 @@ def cmd_test(args) -> int:
     elif args.module:
         modules = [_built_module(manifest, args.module)]
     else:
-        raise CommandError("name a module (`tito test 01`) or use `tito test --all`")
+        raise TitoError("name a module (`tito test 01`) or use `tito test --all`")
     report = _run_module_tests(root, modules)
-    _print_counts(report)
+    console.print(report.summary)
     return 0 if report.ok else 1
 
 
@@ -175,14 +164,17 @@ def cmd_module_status(args) -> int:
     progress = progress_store.load_progress(root)
     _show_progress_warning(progress)
     entry = progress.modules.get(module.number, {})
-    console.print(f"Module {module.number}: {module.title} ({module.tier})")
-    console.print(f"  question:  {module.question}")
-    console.print(f"  source:    {module.source.as_posix()}")
-    console.print(f"  exports:   {module.package} ({module.package_file.as_posix()})")
-    console.print(f"  tests:     {module.test_file.as_posix()}")
-    console.print(f"  needs:     {', '.join(module.prerequisites) or 'nothing'}")
-    console.print(f"  started:   {entry.get('started_at', 'no')}")
-    console.print(f"  completed: {entry.get('completed_at', 'no')}")
+    console.print(f"Module {module.number}: {module.title} ({module.tier})", markup=False)
+    for label, value in (
+        ("question", module.question),
+        ("source", module.source.as_posix()),
+        ("exports", f"{module.package} ({module.package_file.as_posix()})"),
+        ("tests", module.test_file.as_posix()),
+        ("needs", ", ".join(module.prerequisites) or "nothing"),
+        ("started", entry.get("started_at", "no")),
+        ("completed", entry.get("completed_at", "no")),
+    ):
+        console.print(f"  {label + ':':<11}{value}", markup=False)
     return 0
 
 
@@ -195,7 +187,7 @@ def cmd_module_start(args) -> int:
     if missing:
         console.print(f"[yellow]note:[/yellow] module {module.number} builds on {', '.join(missing)}, "
                       "not completed yet; you can read ahead, but its code needs theirs")
-    progress_store.mark_started(root, module.number)
+    _show_progress_warning(progress_store.mark_started(root, module.number))
     console.print(f"Module {module.number}: {module.title}. {module.question}")
     console.print(f"Open {module.source.as_posix()} in your editor, or as a notebook:")
     console.print(f"  jupyter lab {module.source.as_posix()}")
@@ -211,6 +203,8 @@ def cmd_module_test(args) -> int:
 def cmd_module_complete(args) -> int:
     root, manifest = _project()
     module = _built_module(manifest, args.module)
+    before = progress_store.load_progress(root)
+    _show_progress_warning(before)  # at once: the learner should not wait for the tests to learn of it
     console.print(f"[bold]Completing module {module.number}: {module.title}[/bold]")
     try:
         _report_export(export_modules(root, manifest, [module]))
@@ -220,17 +214,18 @@ def cmd_module_complete(args) -> int:
                       f"{module.number}` again.")
         return 1
     report = _run_module_tests(root, [module])
-    _print_counts(report)
+    console.print(report.summary)
     if not report.ok:
         for failure in report.failures[:10]:
             console.print(f"  [red]x[/red] {failure}")
         console.print(f"[red]Module {module.number} is not complete yet[/red]: fix the failures above, "
                       f"then run `tito module complete {module.number}` again. Nothing was recorded.")
         return 1
-    completed_before = progress_store.load_progress(root).completed_numbers()
     progress = progress_store.mark_completed(root, module.number, report.passed)
+    _show_progress_warning(progress)
     console.print(f"[green]Module {module.number} complete[/green]: all {report.passed} tests passed.")
-    capability, milestones = journey.unlocked_after(manifest, completed_before, progress.completed_numbers())
+    capability, milestones = journey.unlocked_after(manifest, before.completed_numbers(),
+                                                    progress.completed_numbers())
     if capability:
         console.print(capability, markup=False)
     for milestone in milestones:
@@ -239,27 +234,39 @@ def cmd_module_complete(args) -> int:
     return 0
 
 
+def _original_source(root: Path, module: CourseModule) -> bytes:
+    """The module's source as the course ships it: the learner edition's pristine copy, or git's."""
+    pristine = root / PRISTINE / module.source
+    if pristine.is_file():
+        return pristine.read_bytes()
+    try:
+        shown = subprocess.run(["git", "show", f"HEAD:{module.source.as_posix()}"], cwd=root, capture_output=True)
+    except FileNotFoundError:  # git is not installed
+        shown = None
+    if shown is None or shown.returncode != 0:
+        raise TitoError(f"no original of {module.source.as_posix()} to reset to (no "
+                        f"{(PRISTINE / module.source).as_posix()} and no git history); copy the file from "
+                        "a fresh copy of the course instead")
+    return shown.stdout
+
+
 def cmd_module_reset(args) -> int:
     root, manifest = _project()
     module = _built_module(manifest, args.module)
     current = root / module.source
-    pristine = root / PRISTINE / module.source
-    if pristine.is_file():
-        original = pristine.read_text(encoding="utf-8")
+    original = _original_source(root, module)
+    mine = current.read_bytes() if current.is_file() else None
+    if mine is None:
+        saved = "There was no file of yours to back up"
+    elif mine == original:
+        saved = "Your file was the original already, so no backup was made"
     else:
-        shown = subprocess.run(["git", "show", f"HEAD:{module.source.as_posix()}"], cwd=root,
-                               capture_output=True, text=True)
-        if shown.returncode != 0:
-            raise CommandError(f"no original of {module.source} to reset to (no {PRISTINE / module.source} "
-                               "and no git history)")
-        original = shown.stdout
-    backup = root / ".tito" / "backups" / f"{module.name}-{time.strftime('%Y%m%d-%H%M%S')}.py"
-    if current.is_file():
-        write_atomic(backup, current.read_bytes())
+        # write_new: a second reset in the same second gets its own backup, never overwrites the first.
+        backup = write_new(root / ".tito" / "backups" / f"{module.name}-{time.strftime('%Y%m%d-%H%M%S')}.py", mine)
+        saved = f"Your version was saved to {backup.relative_to(root).as_posix()}"
     write_atomic(current, original)
-    progress_store.clear_module(root, module.number)
-    console.print(f"Module {module.number} reset to its original. Your version was saved to "
-                  f"{backup.relative_to(root).as_posix()}; its progress was cleared.")
+    _show_progress_warning(progress_store.clear_module(root, module.number))
+    console.print(f"Module {module.number} reset to its original. {saved}; its progress was cleared.", markup=False)
     return 0
 
 
@@ -267,7 +274,7 @@ def cmd_module_reset(args) -> int:
 def cmd_release(args) -> int:
     root, _ = _project()
     if not args.learner:
-        raise CommandError("say which edition: `tito release --learner OUT_DIR`")
+        raise TitoError("say which edition: `tito release --learner OUT_DIR`")
     written = release_learner(root, Path(args.learner))
     console.print(f"learner edition written to {Path(args.learner).resolve()} "
                   f"({len(written)} module files: stubs and nbgrader notebooks)")
@@ -335,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
-    except (CommandError, ProjectError, ExportError, ReleaseError, SourceError) as error:
+    except (TitoError, ProjectError, ExportError, ReleaseError, SourceError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         return 1
     except KeyboardInterrupt:

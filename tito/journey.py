@@ -9,7 +9,6 @@ codes) when the output is not a terminal or NO_COLOR is set.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from rich.text import Text
 from tito import progress as progress_store
 from tito.exporter import ExportError, check_all
 from tinytorch_base.manifest import TIERS, CourseModule, Manifest, Milestone
+from tito.progress import TitoError
 from tito.project import find_root, project_manifest
-from tito.testing import TestReport, project_env, run_tests
+from tito.testing import project_env, run_tests
 
 CHECKPOINT_TESTS = Path("tests") / "checkpoints"
 
@@ -35,10 +35,6 @@ DONE, NEXT, LOCKED, PLANNED = "done", "next", "locked", "planned"
 STATE_WORDS = {DONE: "done", NEXT: "next", LOCKED: "locked", PLANNED: "not built yet"}
 STATE_STYLES = {DONE: "green", NEXT: "bold cyan", LOCKED: "yellow", PLANNED: "dim"}
 STATE_MARKS = {DONE: "●", NEXT: "◉", LOCKED: "○", PLANNED: "·"}
-
-
-class JourneyError(RuntimeError):
-    """A checkpoint or milestone command cannot go on; the message says why and what to do."""
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
@@ -288,54 +284,40 @@ def _milestone_state(readiness: MilestoneReadiness) -> Text:
     return Text(f"runnable: tito milestone run {readiness.milestone.name}", style=STATE_STYLES[DONE])
 
 
-def counts_line(report: TestReport) -> str:
-    return (f"tests: {report.passed} passed, {report.failed} failed, {report.errors} errors, "
-            f"{report.skipped} skipped (of {report.total})")
+def show_progress_warning(console: Console, progress: progress_store.Progress) -> None:
+    """Say loudly that a corrupt progress file was backed up, and what was kept (if that happened)."""
+    if progress.warning:
+        # soft_wrap: the backup's path is printed whole, for the learner to copy.
+        console.print(f"[yellow]warning:[/yellow] {escape(progress.warning)}", soft_wrap=True)
 
 
 # ---- command handlers ---------------------------------------------------------------------------
-def _reports_errors(handler):
-    """Turn a JourneyError into a red message and exit status 1."""
-
-    @functools.wraps(handler)
-    def run(args) -> int:
-        try:
-            return handler(args)
-        except JourneyError as error:
-            make_console().print(f"[red]error:[/red] {escape(str(error))}")
-            return 1
-
-    return run
-
-
-def _load(console: Console) -> tuple[Path, Manifest, progress_store.Progress]:
+# A handler raises TitoError to stop with a message; `tito.cli.main` prints it and returns 1.
+def _load() -> tuple[Console, Path, Manifest, progress_store.Progress]:
+    """What every handler starts from: a console, the project, and its progress (warned about)."""
+    console = make_console()
     root = find_root()
     manifest = project_manifest(root)
     progress = progress_store.load_progress(root)
-    if progress.warning:
-        console.print(f"[yellow]warning:[/yellow] {escape(progress.warning)}")
-    return root, manifest, progress
+    show_progress_warning(console, progress)
+    return console, root, manifest, progress
 
 
 def _module(manifest: Manifest, key: str) -> CourseModule:
     try:
         return manifest.module(key)
     except KeyError as error:
-        raise JourneyError(str(error.args[0])) from None
+        raise TitoError(str(error.args[0])) from None
 
 
-@_reports_errors
 def cmd_checkpoint_status(args) -> int:
-    console = make_console()
-    _, manifest, progress = _load(console)
+    console, _, manifest, progress = _load()
     render_status(console, checkpoint_states(manifest, progress), detailed=args.detailed)
     return 0
 
 
-@_reports_errors
 def cmd_checkpoint_timeline(args) -> int:
-    console = make_console()
-    _, manifest, progress = _load(console)
+    console, _, manifest, progress = _load()
     render_timeline(console, checkpoint_states(manifest, progress), horizontal=args.horizontal)
     return 0
 
@@ -345,24 +327,22 @@ def checkpoint_test_file(module: CourseModule) -> Path:
     return CHECKPOINT_TESTS / f"test_checkpoint_{module.number}.py"
 
 
-@_reports_errors
 def cmd_checkpoint_test(args) -> int:
-    console = make_console()
-    root, manifest, progress = _load(console)
+    console, root, manifest, progress = _load()
     module = _module(manifest, args.module)
     if not module.available:
-        raise JourneyError(f"checkpoint {module.number} ({module.title}) is not built yet: its module is "
-                           "planned; `tito checkpoint status` shows the checkpoints you can reach")
+        raise TitoError(f"checkpoint {module.number} ({module.title}) is not built yet: its module is "
+                        "planned; `tito checkpoint status` shows the checkpoints you can reach")
     test_file = checkpoint_test_file(module)
     if not (root / test_file).is_file():
-        raise JourneyError(f"no capability test for checkpoint {module.number} at {test_file.as_posix()}")
+        raise TitoError(f"no capability test for checkpoint {module.number} at {test_file.as_posix()}")
     console.print(f"[bold]Checkpoint {module.number}: {escape(module.capability)}[/bold]. "
                   f"{escape(module.question)}")
     if out_of_sync(root, manifest, [module]):
         console.print(f"[yellow]note:[/yellow] the package differs from {module.source.as_posix()}; this tests "
                       f"the exported package as it is (update it with: tito export {module.number})")
     report = run_tests(root, [test_file])
-    console.print(counts_line(report))
+    console.print(report.summary)
     if not report.ok:
         for failure in report.failures[:10]:
             console.print(f"  [red]x[/red] {escape(failure)}")
@@ -377,10 +357,8 @@ def cmd_checkpoint_test(args) -> int:
     return 0
 
 
-@_reports_errors
 def cmd_milestone_list(args) -> int:
-    console = make_console()
-    _, manifest, progress = _load(console)
+    console, _, manifest, progress = _load()
     render_milestones(console, manifest, progress.completed_numbers())
     return 0
 
@@ -409,17 +387,15 @@ def _refuse_missing(console: Console, modules: tuple[CourseModule, ...]) -> None
             console.print(f"  missing module {module.number} {escape(module.title)}: not built yet in this course")
 
 
-@_reports_errors
 def cmd_milestone_run(args) -> int:
-    console = make_console()
-    root, manifest, progress = _load(console)
+    console, root, manifest, progress = _load()
     extra = list(args.extra)
     force = args.force or "--force" in extra  # tito's own flag may also follow NAME
     extra = [word for word in extra if word != "--force"]
     try:
         milestone = manifest.milestone(args.name)
     except KeyError as error:
-        raise JourneyError(f"{error.args[0]}; `tito milestone list` shows them") from None
+        raise TitoError(f"{error.args[0]}; `tito milestone list` shows them") from None
     readiness = milestone_readiness(manifest, milestone, progress.completed_numbers())
     title = f"{milestone.name} ({milestone.title}, {milestone.year})"
 
@@ -456,8 +432,8 @@ def cmd_milestone_run(args) -> int:
         return 1
     script = root / milestone.script
     if not script.is_file():
-        raise JourneyError(f"milestone {milestone.name} has no script at {milestone.script}; "
-                           "the manifest says it is available, so the project is incomplete")
+        raise TitoError(f"milestone {milestone.name} has no script at {milestone.script}; "
+                        "the manifest says it is available, so the project is incomplete")
 
     console.print(f"[bold]Milestone {escape(title)}[/bold]")
     console.print(f"bar: {escape(milestone.bar)}")

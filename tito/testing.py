@@ -30,6 +30,12 @@ class TestReport:
     def ok(self) -> bool:
         return self.returncode == 0 and self.failed == 0 and self.errors == 0 and self.passed > 0
 
+    @property
+    def summary(self) -> str:
+        """The counts in the one line every command prints."""
+        return (f"tests: {self.passed} passed, {self.failed} failed, {self.errors} errors, "
+                f"{self.skipped} skipped (of {self.total})")
+
 
 def project_env(root: Path) -> dict[str, str]:
     """Environment in which `import tinytorch` resolves to the project at `root`."""

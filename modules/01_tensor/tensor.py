@@ -123,11 +123,25 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-def set_grad_enabled(mode):
-    """Turn graph recording on or off; returns the previous setting."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, bool(mode)
-    return previous
+class set_grad_enabled:
+    """Turn graph recording on or off, at once, as `torch.set_grad_enabled` does.
+
+    As a call it is a switch: `set_grad_enabled(False)`. As a context manager the previous
+    setting comes back at the end of the block: `with set_grad_enabled(False): ...`. Module 05
+    builds `no_grad()` and `enable_grad()` on it.
+    """
+
+    def __init__(self, mode):
+        global _grad_enabled
+        self.previous, _grad_enabled = _grad_enabled, bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        global _grad_enabled
+        _grad_enabled = self.previous
+        return False
 
 # %% [markdown]
 # ## Step 1: the Tensor class
@@ -154,7 +168,8 @@ def set_grad_enabled(mode):
 class Tensor:
     """An n-dimensional array with PyTorch's API, stored in a NumPy array (`self.data`)."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_inputs", "_saved", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_version", "_op", "_inputs", "_saved", "_saved_versions",
+                 "__weakref__")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         """Wrap `data` (a list, scalar, NumPy array or Tensor) in a tensor.
@@ -191,10 +206,12 @@ class Tensor:
                 "pass dtype=np.float32 (or float64)"
             )
         self.requires_grad = bool(requires_grad)
-        self.grad = None
+        self._grad = None
+        self._version = 0
         self._op = None
         self._inputs = ()
         self._saved = None
+        self._saved_versions = ()
 
     # ---- the seam (module 05 gives these their meaning) ---------------------------------
     @staticmethod
@@ -204,18 +221,54 @@ class Tensor:
         if type(data) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             data = np.asarray(data)
         out.data = data
-        out.grad = None
+        out._grad = None
         out.requires_grad = False
+        out._version = 0
         out._op = None
         out._inputs = ()
         out._saved = None
+        out._saved_versions = ()
         # Only floating-point results can carry gradients (x.long() is cut from the graph).
         if _grad_enabled and data.dtype.kind == "f" and any(t.requires_grad for t in inputs):
             out.requires_grad = True
             out._op = op
             out._inputs = tuple(inputs)
             out._saved = saved
+            # The backward rule will read the inputs' data: remember which version it saw.
+            out._saved_versions = tuple(t._version for t in out._inputs)
         return out
+
+    @property
+    def grad(self):
+        """The gradient that `backward()` accumulated here (a Tensor of this shape), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                array = np.asarray(value)
+                value = Tensor(array, dtype=array.dtype)
+            if value.shape != self.shape:
+                raise ValueError(
+                    f"grad: a gradient of shape {value.shape} cannot belong to a tensor of shape "
+                    f"{self.shape}; a gradient has its tensor's shape"
+                )
+        self._grad = value
+
+    @property
+    def version(self):
+        """How many times this tensor's data was changed in place (PyTorch's `_version`)."""
+        return self._version
+
+    def mark_modified(self):
+        """Record that `self.data` was changed in place (optimizers call it after each update).
+
+        Every in-place method calls it too. Module 05 compares the versions of the tensors a
+        backward rule reads with those the forward pass saw, and refuses a stale graph.
+        """
+        self._version += 1
+        return self
 
     @property
     def is_leaf(self):
@@ -310,9 +363,20 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
-                "use .any() or .all() on its numpy() array"
+                "use .any() or .all()"
             )
         return bool(self.data)
+
+    # `axis` and `out` are NumPy's names: np.any(tensor) calls tensor.any(axis=None, out=None).
+    def any(self, dim=None, keepdim=False, axis=None, out=None):
+        """True where any element (along `dim`; None: of all) is nonzero, as a bool tensor."""
+        dim = axis if dim is None else dim
+        return Tensor(np.any(self.data, axis=_dims(dim, self.ndim), keepdims=keepdim, out=out))
+
+    def all(self, dim=None, keepdim=False, axis=None, out=None):
+        """True where every element (along `dim`; None: of all) is nonzero, as a bool tensor."""
+        dim = axis if dim is None else dim
+        return Tensor(np.all(self.data, axis=_dims(dim, self.ndim), keepdims=keepdim, out=out))
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -363,12 +427,46 @@ class Tensor:
         return getitem(self, index)
 
     def __setitem__(self, index, value):
+        self._check_in_place("assign into")
+        self.data[_index_array(index)] = value.data if isinstance(value, Tensor) else value
+        self.mark_modified()
+
+    # ---- in-place operations (the trailing underscore, as in PyTorch) ------------------------
+    def _check_in_place(self, what):
         if self.requires_grad and _grad_enabled:
             raise RuntimeError(
-                "cannot assign into a tensor that requires grad: the graph would be wrong; "
+                f"cannot {what} a tensor that requires grad: the graph would be wrong; "
                 "do it under no_grad() or on a detached tensor"
             )
-        self.data[_index_array(index)] = value.data if isinstance(value, Tensor) else value
+
+    def zero_(self):
+        """Fill with zeros, in place (`w.grad.zero_()`); returns self."""
+        return self.fill_(0)
+
+    def fill_(self, value):
+        """Fill with `value`, in place; returns self."""
+        self._check_in_place("fill")
+        self.data[...] = value
+        return self.mark_modified()
+
+    def copy_(self, source):
+        """Copy `source`'s values (broadcast to this shape, cast to this dtype) in place; returns self."""
+        self._check_in_place("copy into")
+        np.copyto(self.data, source.data if isinstance(source, Tensor) else np.asarray(source), casting="unsafe")
+        return self.mark_modified()
+
+    def add_(self, other, alpha=1):
+        """self += alpha * other, in place; returns self."""
+        self._check_in_place("add into")
+        other = other.data if isinstance(other, Tensor) else other
+        self.data += other if alpha == 1 else alpha * np.asarray(other)
+        return self.mark_modified()
+
+    def mul_(self, other):
+        """self *= other, in place; returns self."""
+        self._check_in_place("multiply into")
+        self.data *= other.data if isinstance(other, Tensor) else other
+        return self.mark_modified()
 
     def __eq__(self, other):
         return _compare(np.equal, self, other)
@@ -400,6 +498,10 @@ class Tensor:
 
     def abs(self):
         return where(self.data >= 0, self, -self)
+
+    def norm(self):
+        """The Euclidean (Frobenius) norm of all elements, as `torch.norm` with its defaults."""
+        return sqrt((self * self).sum())
 
     def matmul(self, other):
         return matmul(self, other)
@@ -521,11 +623,37 @@ def manual_seed(seed):
     _generator = np.random.default_rng(seed)
 
 
+def _is_int(value):
+    """True for Python and NumPy integers, but not for booleans (True is an int in Python)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _shape_of(shape):
-    """Accept f(2, 3) and f((2, 3)) alike."""
+    """Accept f(2, 3) and f((2, 3)) alike; every entry must be an integer (2.5 is refused)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    if not builtins.all(_is_int(s) for s in shape):
+        raise ValueError(f"shape: every dimension must be an integer, got {tuple(shape)!r}")
     return tuple(int(s) for s in shape)
+
+
+def _new_shape(shape):
+    """The shape of a new tensor: integers, none of them negative."""
+    shape = _shape_of(shape)
+    if builtins.any(s < 0 for s in shape):
+        raise ValueError(f"shape: a new tensor's dimensions cannot be negative, got {shape!r}")
+    return shape
+
+
+def check_positive_int(where, name, value):
+    """`value` as an int when it is a positive integer, else a ValueError naming `where` and `name`.
+
+    Every layer checks its sizes with it: `Linear(0, 3)` or `Linear(2.5, 3)` fails where it is
+    written, with a message that says which argument is wrong.
+    """
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def tensor(data, dtype=None, requires_grad=False):
@@ -533,24 +661,35 @@ def tensor(data, dtype=None, requires_grad=False):
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
+def as_tensor(data, dtype=None):
+    """`data` itself when it is already a Tensor (of `dtype`, if given), else a new Tensor of it.
+
+    As `torch.as_tensor`: the function that every layer and loss calls on its inputs, so that
+    they accept NumPy arrays and lists as well as Tensors.
+    """
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype):
+        return data
+    return Tensor(data.data if isinstance(data, Tensor) else data, dtype=dtype)
+
+
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """A tensor of zeros."""
     ### BEGIN SOLUTION
-    return Tensor(np.zeros(_shape_of(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    return Tensor(np.zeros(_new_shape(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
     ### END SOLUTION
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """A tensor of ones."""
     ### BEGIN SOLUTION
-    return Tensor(np.ones(_shape_of(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    return Tensor(np.ones(_new_shape(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
     ### END SOLUTION
 
 
 def full(shape, fill_value, dtype=DEFAULT_FLOAT, requires_grad=False):
     """A tensor of the given shape filled with one value."""
     ### BEGIN SOLUTION
-    return Tensor(np.full(_shape_of((shape,)), fill_value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    return Tensor(np.full(_new_shape((shape,)), fill_value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
     ### END SOLUTION
 
 
@@ -574,20 +713,20 @@ def arange(start, end=None, step=1, dtype=None):
 def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """Samples from the standard normal distribution."""
     ### BEGIN SOLUTION
-    data = _generator.standard_normal(_shape_of(shape)).astype(dtype)
+    data = _generator.standard_normal(_new_shape(shape)).astype(dtype)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
     ### END SOLUTION
 
 
 def rand(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """Samples from the uniform distribution on [0, 1)."""
-    data = _generator.random(_shape_of(shape)).astype(dtype)
+    data = _generator.random(_new_shape(shape)).astype(dtype)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
 def randint(low, high, shape, dtype=np.int64):
     """Random integers in [low, high)."""
-    return Tensor(_generator.integers(low, high, size=_shape_of((shape,))), dtype=dtype)
+    return Tensor(_generator.integers(low, high, size=_new_shape((shape,))), dtype=dtype)
 
 # %% [markdown]
 # ### Test: factories
@@ -621,7 +760,7 @@ test_unit_factories()
 
 # %%
 #| export
-def _as_tensor(value, reference):
+def _operand(value, reference):
     """`value` as a Tensor; a Python number takes the dtype of `reference` (PyTorch's rule)."""
     if isinstance(value, Tensor):
         return value
@@ -643,8 +782,8 @@ def _broadcast_error(op, a, b):
 def _elementwise(op, kernel, a, b):
     """Apply a binary NumPy kernel with broadcasting, recording the op for autograd."""
     if not isinstance(a, Tensor):
-        a = _as_tensor(a, b)
-    b = _as_tensor(b, a)
+        a = _operand(a, b)
+    b = _operand(b, a)
     ### BEGIN SOLUTION
     try:
         data = kernel(a.data, b.data)
@@ -690,7 +829,7 @@ def neg(a):
 
 def _compare(kernel, a, b):
     """Comparisons give boolean tensors; they have no gradient."""
-    b = _as_tensor(b, a)
+    b = _operand(b, a)
     try:
         return Tensor(kernel(a.data, b.data))
     except ValueError:
@@ -762,8 +901,8 @@ def where(condition, a, b):
     """Elements of `a` where `condition` holds, of `b` elsewhere (all three broadcast)."""
     condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     if not isinstance(a, Tensor):
-        a = _as_tensor(a, b)
-    b = _as_tensor(b, a)
+        a = _operand(a, b)
+    b = _operand(b, a)
     ### BEGIN SOLUTION
     try:
         data = np.where(condition, a.data, b.data)
@@ -797,8 +936,7 @@ test_unit_elementwise_functions()
 #| export
 def matmul(a, b):
     """Matrix product a @ b (batched and broadcast over leading dimensions)."""
-    a = a if isinstance(a, Tensor) else Tensor(a)
-    b = b if isinstance(b, Tensor) else Tensor(b)
+    a, b = as_tensor(a), as_tensor(b)
     ### BEGIN SOLUTION
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}; use * for scalars")
@@ -854,14 +992,17 @@ MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
 def _dims(dim, ndim):
-    """Normalise `dim` (None, int or tuple; negatives allowed) and check its range."""
+    """Normalise `dim` (None, int or tuple; negatives allowed) and check its range.
+
+    A 0-d tensor accepts dim 0 or -1, as in PyTorch, and has no axis to reduce: ().
+    """
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     for d in dims:
-        if not -ndim <= d < builtins.max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
             raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dimensions")
-    return tuple(d % builtins.max(ndim, 1) for d in dims)
+    return () if ndim == 0 else tuple(int(d) % ndim for d in dims)
 
 
 def sum(a, dim=None, keepdim=False):
@@ -884,8 +1025,11 @@ def mean(a, dim=None, keepdim=False):
 
 def amax(a, dim=None, keepdim=False):
     """Largest values over `dim` (None: all elements)."""
-    ### BEGIN SOLUTION
     dims = _dims(dim, a.ndim)
+    if a.data.size == 0 and (dims is None or builtins.any(a.shape[d] == 0 for d in dims)):
+        raise ValueError(f"max: the tensor of shape {a.shape} has no elements to take the largest of "
+                         "along that dimension; an empty reduction has no identity for max")
+    ### BEGIN SOLUTION
     data = np.max(a.data, axis=dims, keepdims=keepdim)
     return Tensor.from_op(np.asarray(data), "amax", (a,), dim=dims, keepdim=keepdim)
     ### END SOLUTION
@@ -1008,6 +1152,11 @@ def getitem(a, index):
 def cat(tensors, dim=0):
     """Join tensors along an existing dimension."""
     tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: got no tensors to join; pass a non-empty list of tensors")
+    if tensors[0].ndim == 0:
+        raise ValueError("cat: 0-d tensors have no dimension to join along; use stack() instead")
+    _dims(dim, tensors[0].ndim)  # an IndexError naming dim and the number of dimensions
     try:
         data = np.concatenate([t.data for t in tensors], axis=dim)
     except ValueError:
@@ -1043,6 +1192,49 @@ def test_unit_movement():
 
 
 test_unit_movement()
+
+# %% [markdown]
+# ### In place, and the version counter
+#
+# A few methods change a tensor where it is, as PyTorch's trailing underscore says: `zero_()`,
+# `fill_(v)`, `copy_(src)`, `add_(other, alpha=1)`, `mul_(other)`, and assignment `x[i] = v`.
+# They are given to you. Each one counts the change in `tensor.version`. Why count? The graph
+# that module 05 differentiates remembers *which* tensors an op read, not their values: change
+# one in place after the forward pass, and the backward pass would read the new values and
+# give a wrong gradient without a word. With the count, module 05 can tell and refuse. Code
+# that writes into `.data` directly (an optimizer's update) calls `mark_modified()` to say so.
+#
+# `.grad`, too, is a Tensor (as in PyTorch), so `w.grad.norm()` and `w.grad.zero_()` work;
+# assigning a NumPy array to it wraps the array, and a wrong shape is refused at once.
+
+# %%
+def test_unit_in_place_and_versions():
+    x = Tensor([1.0, 2.0, 3.0])
+    assert x.version == 0
+    x[0] = 5.0
+    x.add_(Tensor([1.0, 1.0, 1.0]), alpha=2).mul_(0.5)
+    assert x.tolist() == [3.5, 2.0, 2.5] and x.version == 3, "each in-place change counts once"
+    x.zero_()
+    assert x.tolist() == [0.0, 0.0, 0.0] and x.version == 4
+    x.copy_([7, 8, 9])
+    assert x.tolist() == [7.0, 8.0, 9.0] and x.dtype == np.float32, "copy_ keeps the dtype"
+    w = Tensor([3.0, 4.0], requires_grad=True)
+    try:
+        w.zero_()
+        raise AssertionError("an in-place change of a tensor that requires grad must be refused")
+    except RuntimeError as error:
+        assert "requires grad" in str(error) and "no_grad" in str(error)
+    w.grad = np.array([1.0, 2.0], dtype=np.float32)
+    assert isinstance(w.grad, Tensor) and abs(w.grad.norm().item() - 5.0 ** 0.5) < 1e-6
+    try:
+        w.grad = np.ones(3)
+        raise AssertionError("a gradient of another shape must be refused")
+    except ValueError as error:
+        assert "(3,)" in str(error) and "(2,)" in str(error)
+    print("in place and versions: ok")
+
+
+test_unit_in_place_and_versions()
 
 # %% [markdown]
 # ## Systems analysis: what does a tensor cost?

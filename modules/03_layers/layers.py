@@ -27,7 +27,8 @@
 # - Explain why a model must *find* its parameters (the optimizer needs the list) and implement
 #   automatic registration through `__setattr__`, with PyTorch's dotted names (`0.weight`).
 # - Implement `state_dict()` / `load_state_dict()` so that a checkpoint loads into a fresh model,
-#   and so that a wrong checkpoint is refused with every missing, unexpected and mis-shaped key.
+#   and so that a wrong checkpoint is refused, unchanged, with every missing, unexpected, mis-shaped
+#   and mis-typed key.
 # - Implement `Linear` with PyTorch's weight layout and initialisation, and derive its bound.
 # - Implement inverted dropout and say why it is scaled during training, not at inference.
 # - Measure what a layer costs: parameters, bytes, FLOPs and milliseconds.
@@ -83,7 +84,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, rand
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn
 
 # %% [markdown]
 # ## Step 1: Parameter
@@ -181,8 +182,9 @@ test_unit_parameter()
 # - `train()` / `eval()` set `training` on every module (Dropout and, later, BatchNorm behave
 #   differently in the two modes).
 # - `state_dict()` maps every name to a *copy* of the array; `load_state_dict()` checks **every**
-#   key and shape first and copies only when all is well, in place, so that an optimizer holding
-#   the parameters keeps seeing them. A refused checkpoint leaves the model untouched.
+#   key, shape and dtype first (`check_state_dict()`) and copies only when all is well, in place,
+#   so that an optimizer holding the parameters keeps seeing them. A refused checkpoint leaves the
+#   model untouched — even one whose last array is complex numbers, which no float tensor can hold.
 #
 # **Buffers** are tensors that belong to the model's state but are not trained, such as
 # BatchNorm's running mean (module 09). They are saved in `state_dict()` but never returned by
@@ -440,27 +442,41 @@ class Module:
         return {name: tensor.data.copy() for name, tensor in self._state_tensors().items()}
         ### END SOLUTION
 
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy the arrays of `state_dict` into this model's parameters and buffers, in place.
+    def check_state_dict(self, state_dict, strict=True):
+        """Check that `state_dict` fits this model, changing nothing: returns (arrays, result).
 
-        Every key and shape is checked before anything is copied: a refused checkpoint leaves
-        the model as it was. Returns (missing_keys, unexpected_keys) like PyTorch.
+        `arrays` maps each name to load to its array; `result` is (missing_keys, unexpected_keys).
+        Every key, shape and dtype is checked, and a checkpoint that does not fit raises one
+        RuntimeError listing every problem. `load_state_dict` calls it before it copies anything;
+        a caller that loads several objects (model, optimizer, scheduler) checks them all first.
 
         TODO: compare the keys of `state_dict` with `self._state_tensors()`: collect the missing
-              keys, the unexpected keys and the shape mismatches. Raise one RuntimeError that lists
-              them all (missing and unexpected only when `strict`), else copy each array into
-              its tensor with `np.copyto(tensor.data, array)`.
-        HINT: values may be NumPy arrays or Tensors: `np.asarray(value)` handles both.
+              keys, the unexpected keys, the shape mismatches and the dtypes that cannot be cast to
+              the model's (complex or text into a float tensor). Raise one RuntimeError that lists
+              them all (missing and unexpected only when `strict`), else return the arrays to load
+              and LoadResult(missing, unexpected).
+        HINT: values may be NumPy arrays or Tensors: `np.asarray(value)` handles both;
+              `np.can_cast(array.dtype, tensor.dtype, "same_kind")` is the rule `np.copyto` follows.
         """
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"load_state_dict: expects a dict {{name: array}}, as state_dict() returns, got {type(state_dict).__name__}"
+            )
         own = self._state_tensors()
         ### BEGIN SOLUTION
         arrays = {name: np.asarray(value) for name, value in state_dict.items()}
         missing = [name for name in own if name not in arrays]
         unexpected = [name for name in arrays if name not in own]
+        shared = [name for name in own if name in arrays]
         mismatched = [
             f"{name} has shape {arrays[name].shape} in the checkpoint but {own[name].shape} in the model"
-            for name in own
-            if name in arrays and arrays[name].shape != own[name].shape
+            for name in shared
+            if arrays[name].shape != own[name].shape
+        ]
+        uncastable = [
+            f"{name} is {arrays[name].dtype} in the checkpoint, which cannot be stored in the model's {own[name].dtype}"
+            for name in shared
+            if not np.can_cast(arrays[name].dtype, own[name].dtype, "same_kind")
         ]
         problems = []
         if strict and missing:
@@ -469,6 +485,8 @@ class Module:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatched))
+        if uncastable:
+            problems.append("dtype mismatches: " + "; ".join(uncastable))
         if problems:
             raise RuntimeError(
                 f"load_state_dict: the checkpoint does not fit this {type(self).__name__}; nothing was loaded.\n  "
@@ -476,11 +494,26 @@ class Module:
                 + "\nMissing or unexpected keys mean the model and the checkpoint have different layers or "
                 "names; pass strict=False to load only the keys they share."
             )
-        for name, tensor in own.items():
-            if name in arrays:
-                np.copyto(tensor.data, arrays[name])
-        return LoadResult(missing, unexpected)
+        return {name: arrays[name] for name in shared}, LoadResult(missing, unexpected)
         ### END SOLUTION
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy the arrays of `state_dict` into this model's parameters and buffers, in place.
+
+        Everything is checked first (`check_state_dict`): a refused checkpoint leaves the model as
+        it was. Returns (missing_keys, unexpected_keys) like PyTorch.
+
+        TODO: copy each checked array into its tensor, in place, so that an optimizer holding the
+              parameters keeps seeing them.
+        HINT: `np.copyto(tensor.data, array)` writes into the existing array.
+        """
+        arrays, result = self.check_state_dict(state_dict, strict)
+        own = self._state_tensors()
+        ### BEGIN SOLUTION
+        for name, array in arrays.items():
+            np.copyto(own[name].data, array)
+        ### END SOLUTION
+        return result
 
     # ---- calling and printing -------------------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -581,6 +614,13 @@ def test_unit_module_modes_and_state():
         message = str(error)
         assert "first.scale" in message and "extra" in message and "(4,)" in message
     assert fresh.offset.numpy().tolist() == [5.0, 5.0, 5.0], "a refused checkpoint changes nothing"
+    complex_last = {"offset": np.zeros(3), "first.scale": np.zeros(3), "second.scale": np.zeros(3, np.complex128)}
+    try:
+        fresh.load_state_dict(complex_last)
+        raise AssertionError("complex numbers cannot go into a float tensor")
+    except RuntimeError as error:
+        assert "second.scale is complex128" in str(error)
+    assert fresh.offset.numpy().tolist() == [5.0, 5.0, 5.0], "checked before anything is copied"
     print("modes and state: ok")
 
 
@@ -606,12 +646,26 @@ test_unit_module_modes_and_state()
 
 # %%
 #| export
-def _uniform(shape, bound, dtype):
-    """Samples from U(-bound, bound) drawn from module 01's seeded generator."""
-    data = rand(*shape, dtype=dtype).data
-    data *= 2 * bound
-    data -= bound
-    return data
+def uniform_(tensor, a=0.0, b=1.0):
+    """Fill `tensor` in place with U(a, b) samples from module 01's seeded generator; returns it.
+
+    As `torch.nn.init.uniform_` (also `tinytorch.nn.init.uniform_`); every layer initialises
+    its weights through it or `normal_`.
+    """
+    data = rand(*tensor.shape, dtype=tensor.dtype).data
+    data *= b - a
+    data += a
+    tensor.data[...] = data
+    return tensor.mark_modified()
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    """Fill `tensor` in place with N(mean, std^2) samples from module 01's seeded generator; returns it."""
+    data = randn(*tensor.shape, dtype=tensor.dtype).data
+    data *= std
+    data += mean
+    tensor.data[...] = data
+    return tensor.mark_modified()
 
 
 class Linear(Module):
@@ -623,18 +677,15 @@ class Linear(Module):
         TODO: set `self.weight` to a Parameter of shape (out_features, in_features) and `self.bias`
               to a Parameter of shape (out_features,) (or None when bias is False), both from
               U(-bound, bound) with bound = 1 / sqrt(in_features).
-        HINT: `_uniform(shape, bound, dtype)` draws the samples.
+        HINT: `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)` makes one.
         """
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_positive_int("Linear", "in_features", in_features)
+        self.out_features = check_positive_int("Linear", "out_features", out_features)
         ### BEGIN SOLUTION
         bound = 1.0 / math.sqrt(self.in_features)
-        self.weight = Parameter(_uniform((self.out_features, self.in_features), bound, dtype), dtype=dtype)
-        self.bias = Parameter(_uniform((self.out_features,), bound, dtype), dtype=dtype) if bias else None
+        self.weight = uniform_(Parameter(np.empty((self.out_features, self.in_features)), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.empty(self.out_features), dtype=dtype), -bound, bound) if bias else None
         ### END SOLUTION
 
     def forward(self, x):
@@ -643,8 +694,7 @@ class Linear(Module):
         TODO: check the last dimension of x, then compute x @ W.T (+ b) with Tensor operations.
         HINT: `self.weight.T` is the transpose; a 0-d input has no last dimension.
         """
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
+        x = as_tensor(x)
         ### BEGIN SOLUTION
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(

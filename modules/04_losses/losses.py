@@ -79,7 +79,7 @@
 import numpy as np
 
 from tinytorch.core.activations import log_softmax
-from tinytorch.core.tensor import Tensor, exp, log, maximum, where
+from tinytorch.core.tensor import Tensor, as_tensor, exp, log, maximum, where
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -111,9 +111,6 @@ def _reduce(losses, reduction):
     ### END SOLUTION
 
 
-def _as_tensor(value):
-    return value if isinstance(value, Tensor) else Tensor(value)
-
 
 def _float_target(target, input):
     """A regression or binary target as a floating-point Tensor (integer labels take input's dtype)."""
@@ -138,7 +135,7 @@ def mse_loss(input, target, *, reduction="mean"):
     HINT: `difference = input - target`; `difference * difference` squares it with primitives.
     """
     _check_reduction("mse_loss", reduction)
-    input = _as_tensor(input)
+    input = as_tensor(input)
     target = _float_target(target, input)
     _check_same_shape("mse_loss", input, target)
     ### BEGIN SOLUTION
@@ -203,7 +200,7 @@ def _class_dim(op, scores):
 
 def _check_class_targets(op, scores, target):
     """`target` as integer class indices that fit `scores`; otherwise an error that says what was expected."""
-    target = _as_tensor(target)
+    target = as_tensor(target)
     class_dim = _class_dim(op, scores)
     classes = scores.shape[class_dim]
     expected = scores.shape[:class_dim] + scores.shape[class_dim + 1 :]
@@ -249,7 +246,7 @@ def nll_loss(input, target, *, reduction="mean"):
     HINT: `_pick_targets(input, target)` returns them in the shape of `target`.
     """
     _check_reduction("nll_loss", reduction)
-    input = _as_tensor(input)
+    input = as_tensor(input)
     target = _check_class_targets("nll_loss", input, target)
     ### BEGIN SOLUTION
     return _reduce(-_pick_targets(input, target), reduction)
@@ -306,7 +303,7 @@ def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
     """
     _check_reduction("cross_entropy", reduction)
     _check_label_smoothing("cross_entropy", label_smoothing)
-    input = _as_tensor(input)
+    input = as_tensor(input)
     target = _check_class_targets("cross_entropy", input, target)
     ### BEGIN SOLUTION
     class_dim = _class_dim("cross_entropy", input)
@@ -386,7 +383,7 @@ def binary_cross_entropy(input, target, *, reduction="mean"):
     HINT: `1.0 - input` is a Tensor operation, so the gradient flows through it.
     """
     _check_reduction("binary_cross_entropy", reduction)
-    input = _as_tensor(input)
+    input = as_tensor(input)
     target = _float_target(target, input)
     _check_same_shape("binary_cross_entropy", input, target)
     if input.numel() > 0 and (input.data.min() < 0 or input.data.max() > 1):
@@ -449,7 +446,7 @@ def binary_cross_entropy_with_logits(input, target, *, reduction="mean"):
     HINT: `where(positive, input, 0.0)` is max(x, 0); `where(positive, -input, input)` is -|x|.
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    input = _as_tensor(input)
+    input = as_tensor(input)
     target = _float_target(target, input)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
     ### BEGIN SOLUTION

@@ -89,8 +89,7 @@ import functools
 import numpy as np
 
 from tinytorch.core.tensor import Tensor, backward_rule, register_backward, set_backward_engine
-from tinytorch.core.tensor import is_grad_enabled  # noqa: F401  (re-exported next to no_grad)
-from tinytorch.core.tensor import set_grad_enabled as _set_recording  # module 01's plain switch
+from tinytorch.core.tensor import is_grad_enabled, set_grad_enabled  # module 01's switch, re-exported here
 
 # %%
 # Functions of module 01 that this notebook's examples and tests use (not part of the export).
@@ -406,6 +405,13 @@ test_unit_topological_order()
 # 5. **frees** the graph (each node forgets its `_inputs` and `_saved`) unless asked to retain
 #    it, so the activations saved for backward are released as soon as they have been used.
 #
+# **Stale graphs.** A rule reads its inputs' data, as the forward pass left it. Change an input
+# in place between forward and backward (`x[0] = 100.0`, or an optimizer step) and the rule
+# computes a wrong gradient without a word. So every tensor counts its in-place changes
+# (`tensor.version`, module 01), every recorded node remembers its inputs' versions, and
+# `check_saved_versions(node)` refuses a node whose inputs have changed since, naming the op
+# and the tensor, as PyTorch's "modified by an inplace operation" error does.
+#
 # **Adding without copying.** A gradient array can be shared: `add` hands the very same array
 # to both of its inputs. Writing into a shared array in place would corrupt the other user's
 # gradient; copying every gradient to be safe costs memory traffic on every step. So each
@@ -473,9 +479,23 @@ def _accumulate(leaf, grad, grad_is_mine):
     """
     if leaf.grad is None:
         row_major = grad.flags.c_contiguous
-        leaf.grad = grad if (grad_is_mine and row_major) else grad.copy(order="C")
+        array = grad if (grad_is_mine and row_major) else grad.copy(order="C")
+        leaf.grad = Tensor(array, dtype=array.dtype)
     else:
-        np.add(leaf.grad, grad, out=leaf.grad)
+        np.add(leaf.grad.data, grad, out=leaf.grad.data)
+
+
+def check_saved_versions(node):
+    """Raise when an input of `node` changed in place after the forward pass recorded it."""
+    for position, (tensor, seen) in enumerate(zip(node._inputs, node._saved_versions)):
+        if tensor.version != seen:
+            raise RuntimeError(
+                f"backward: input {position} of op '{node._op}' (a tensor of shape {tensor.shape}, "
+                f"{tensor.dtype}) was modified in place after the forward pass (its version is "
+                f"{tensor.version}, the forward pass saw {seen}), so its gradient would be wrong. "
+                "Run the forward pass again after changing it, or change a .clone() instead; an "
+                "optimizer step belongs after backward(), not between forward and backward"
+            )
 
 
 def backward(tensor, gradient=None, retain_graph=False):
@@ -491,8 +511,9 @@ def backward(tensor, gradient=None, retain_graph=False):
           the caller passed). For each node in `reversed(topological_order(tensor))`: pop its
           entry (it may have none, when a rule returned None for it); a leaf
           (`node.is_leaf`) goes to `_accumulate(node, grad, mine)`; otherwise
-          `backward_rule(node._op)(grad, node)` gives the input gradients for `_pass_down`.
-          To free a node, set `node._inputs = ()` and `node._saved = None`.
+          `check_saved_versions(node)` first, then `backward_rule(node._op)(grad, node)` gives the
+          input gradients for `_pass_down`. To free a node, set `node._inputs = ()` and
+          `node._saved = None`.
     """
     seed = _seed_gradient(tensor, gradient)
     ### BEGIN SOLUTION
@@ -505,6 +526,7 @@ def backward(tensor, gradient=None, retain_graph=False):
             continue
         if entry is not None:
             grad, grad_is_mine = entry
+            check_saved_versions(node)
             input_grads = backward_rule(node._op)(grad, node)
             _pass_down(pending, node, grad, grad_is_mine, input_grads)
         if not retain_graph:
@@ -527,7 +549,7 @@ def test_unit_backward_engine():
     y.backward()
     assert x.grad.tolist() == [1.0, 3.0, 5.0], "fan-out: x is used three times, the gradients add"
     assert b.grad.tolist() == [3.0], "b was broadcast: its gradient is summed back to shape (1,)"
-    assert x.grad.dtype == np.float32 and isinstance(x.grad, np.ndarray)
+    assert x.grad.dtype == np.float32 and isinstance(x.grad, Tensor), ".grad is a Tensor, as in PyTorch"
     (x * 10.0).sum().backward()
     assert x.grad.tolist() == [11.0, 13.0, 15.0], ".grad accumulates across backward() calls"
     h = x * 2.0
@@ -555,6 +577,25 @@ def test_unit_backward_engine():
 
 test_unit_backward_engine()
 
+# %%
+def test_unit_stale_graph_is_refused():
+    x = Tensor([1.0, 2.0])
+    w = Tensor([3.0, 4.0], requires_grad=True)
+    y = (x * w).sum()
+    x[0] = 100.0                           # after the forward pass: mul's backward would read 100
+    try:
+        y.backward()
+        raise AssertionError("backward through a graph whose input changed must be refused")
+    except RuntimeError as error:
+        assert "'mul'" in str(error) and "modified in place" in str(error) and "(2,)" in str(error)
+    y = (x * w).sum()                      # the forward pass again: fine
+    y.backward()
+    assert w.grad.tolist() == [100.0, 2.0]
+    print("stale graph refused: ok")
+
+
+test_unit_stale_graph_is_refused()
+
 # %% [markdown]
 # ## Step 5: checking gradients numerically
 #
@@ -573,41 +614,110 @@ test_unit_backward_engine()
 # rule which, say, swaps two output positions cannot pass by symmetry. The seed of
 # `backward(gradient=c)` is exactly that contraction.
 #
-# The helper below is given; every remaining rule is tested with it. (The project's test suite
-# has the same check, with more options, in `tests/support.py`.)
+# The two functions below are given, and exported: `tinytorch.core.autograd.gradcheck` is the
+# check every later module (and the project's test suite) runs on its backward rules, as
+# PyTorch's `torch.autograd.gradcheck`. `gradcheck` draws random float64 inputs for the shapes
+# you give it (or takes your arrays; anything else, such as an index array, is passed through
+# unchecked), runs `backward(c)` for a random cotangent `c`, and compares every gradient with
+# `numerical_gradient` of the same contraction.
 
 # %%
-def gradient_check(function, *arrays, seed=0, eps=1e-6, tolerance=1e-6):
-    """Compare backward() with central differences for `function(*tensors)`, in float64."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    inputs = [Tensor(a, dtype=np.float64, requires_grad=True) for a in arrays]
-    output = function(*inputs)
+#| export
+class GradcheckError(AssertionError):
+    """backward() and central differences disagree; the message names the input and the gap."""
+
+
+def numerical_gradient(f, inputs, eps=1e-6):
+    """Central-difference gradient of the scalar function `f(*inputs)`, in float64.
+
+    `f` takes NumPy arrays and returns a number; `inputs` is a list of arrays. Each element is
+    moved by +eps and -eps in turn: grad[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps), with
+    an error of order eps^2. Returns one float64 array per input; the inputs are not modified.
+    """
+    arrays = [np.array(a, dtype=np.float64, order="C") for a in inputs]  # C order: reshape(-1) is a view
+    gradients = []
+    for array in arrays:
+        gradient = np.zeros_like(array)
+        flat, flat_gradient = array.reshape(-1), gradient.reshape(-1)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            above = float(f(*arrays))
+            flat[i] = original - eps
+            below = float(f(*arrays))
+            flat[i] = original
+            flat_gradient[i] = (above - below) / (2 * eps)
+        gradients.append(gradient)
+    return gradients
+
+
+def _checked_input(spec, rng):
+    """A shape tuple -> random normal float64 array; a floating array -> float64 (layout kept)."""
+    if isinstance(spec, tuple):
+        return rng.standard_normal(spec)
+    if isinstance(spec, (np.ndarray, np.floating)) and spec.dtype.kind == "f":
+        return np.asarray(spec).astype(np.float64, copy=False)
+    return None
+
+
+def gradcheck(function, *shapes_or_arrays, rng=None, eps=1e-6, atol=1e-6, rtol=1e-5):
+    """Check backward() of `function` against central differences, in float64.
+
+    Each entry of `shapes_or_arrays` is a shape tuple (a random normal input, checked), a
+    floating-point array (used as float64, strided views kept; checked), or anything else
+    (passed to `function` unchanged, not checked). Returns the analytic gradients (NumPy
+    float64 arrays) of the checked inputs; raises GradcheckError naming the input otherwise.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    arrays = [_checked_input(spec, rng) for spec in shapes_or_arrays]
+    checked = [i for i, a in enumerate(arrays) if a is not None]
+    if not checked:
+        raise ValueError("gradcheck: give at least one shape or floating-point array to check")
+
+    def call(values):
+        arguments = list(shapes_or_arrays)
+        for i, value in zip(checked, values):
+            arguments[i] = value
+        return function(*arguments)
+
+    leaves = [Tensor(arrays[i], dtype=np.float64, requires_grad=True) for i in checked]
+    output = call(leaves)
+    if not isinstance(output, Tensor) or output.dtype != np.float64:
+        raise GradcheckError(f"gradcheck: the function must return a float64 Tensor for float64 inputs, got {output!r}")
     cotangent = rng.standard_normal(output.shape)
     output.backward(cotangent)
-    for k, array in enumerate(arrays):
-        numerical = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            values = []
-            for step in (eps, -eps):
-                moved = [a.copy() for a in arrays]
-                moved[k][i] += step
-                values.append(np.sum(function(*[Tensor(m, dtype=np.float64) for m in moved]).data * cotangent))
-            numerical[i] = (values[0] - values[1]) / (2 * eps)
-        error = np.max(np.abs(inputs[k].grad - numerical), initial=0.0)
-        assert error < tolerance * (1 + np.max(np.abs(numerical), initial=0.0)), (
-            f"input {k}: backward gives {inputs[k].grad}, central differences give {numerical}"
-        )
 
+    def contracted(*values):
+        with set_grad_enabled(False):
+            result = call([Tensor(v, dtype=np.float64) for v in values])
+        return np.sum(result.data * cotangent)
 
-def test_unit_gradient_check():
+    expected = numerical_gradient(contracted, [arrays[i] for i in checked], eps=eps)
+    analytic = []
+    for index, leaf, numerical in zip(checked, leaves, expected):
+        if leaf.grad is None:
+            raise GradcheckError(f"gradcheck: input {index} received no gradient")
+        if leaf.grad.shape != leaf.shape or leaf.grad.dtype != np.float64:
+            raise GradcheckError(f"gradcheck: input {index} of shape {leaf.shape} got a gradient of shape "
+                                 f"{leaf.grad.shape} and dtype {leaf.grad.dtype}")
+        gap = np.abs(leaf.grad.data - numerical)
+        if not np.all(gap <= atol + rtol * np.abs(numerical)):
+            raise GradcheckError(
+                f"gradcheck: input {index} (shape {leaf.shape}): backward() and central differences differ "
+                f"by up to {gap.max():.3g}\nbackward: {leaf.grad.data}\nnumerical: {numerical}"
+            )
+        analytic.append(leaf.grad.data)
+    return analytic
+
+# %%
+def test_unit_gradcheck():
     rng = np.random.default_rng(4)
-    gradient_check(lambda a, b: a * b - a, rng.standard_normal((2, 3)), rng.standard_normal(3))
-    gradient_check(lambda a: -(a * a * a), rng.standard_normal(4))
+    gradcheck(lambda a, b: a * b - a, rng.standard_normal((2, 3)), rng.standard_normal(3))
+    gradcheck(lambda a: -(a * a * a), rng.standard_normal(4))
     print("gradient check: ok")
 
 
-test_unit_gradient_check()
+test_unit_gradcheck()
 
 # %% [markdown]
 # ## Step 6: the other elementwise rules
@@ -724,12 +834,12 @@ def where_backward(grad, out):
 def test_unit_elementwise_rules():
     rng = np.random.default_rng(5)
     positive = rng.uniform(0.5, 2.0, (3, 4))
-    gradient_check(lambda a, b: a / b, rng.standard_normal((3, 4)), positive[0])
-    gradient_check(lambda a, b: a ** b, positive, rng.standard_normal(4))
-    gradient_check(lambda a: a.exp(), rng.standard_normal((2, 3)))
-    gradient_check(lambda a: a.log(), positive)
-    gradient_check(maximum, rng.standard_normal(5), rng.standard_normal(5))
-    gradient_check(lambda a, b: where(a.data > 0, a, b), rng.standard_normal((2, 3)), rng.standard_normal(3))
+    gradcheck(lambda a, b: a / b, rng.standard_normal((3, 4)), positive[0])
+    gradcheck(lambda a, b: a ** b, positive, rng.standard_normal(4))
+    gradcheck(lambda a: a.exp(), rng.standard_normal((2, 3)))
+    gradcheck(lambda a: a.log(), positive)
+    gradcheck(maximum, rng.standard_normal(5), rng.standard_normal(5))
+    gradcheck(lambda a, b: where(a.data > 0, a, b), rng.standard_normal((2, 3)), rng.standard_normal(3))
     x = Tensor([-2.0, 0.0, 3.0], requires_grad=True)
     with np.errstate(all="raise"):
         (x ** 2).sum().backward()       # no log of a negative number: the exponent is a constant
@@ -779,11 +889,11 @@ def amax_backward(grad, out):
 # %%
 def test_unit_reduction_rules():
     rng = np.random.default_rng(7)
-    gradient_check(lambda a: a.sum(), rng.standard_normal((2, 3)))
-    gradient_check(lambda a: a.sum(dim=1), rng.standard_normal((2, 3, 4)))
-    gradient_check(lambda a: a.sum(dim=(0, 2), keepdim=True), rng.standard_normal((2, 3, 4)))
-    gradient_check(lambda a: a.amax(dim=0), rng.standard_normal((3, 4)))
-    gradient_check(lambda a: a.mean(dim=-1), rng.standard_normal((3, 4)))
+    gradcheck(lambda a: a.sum(), rng.standard_normal((2, 3)))
+    gradcheck(lambda a: a.sum(dim=1), rng.standard_normal((2, 3, 4)))
+    gradcheck(lambda a: a.sum(dim=(0, 2), keepdim=True), rng.standard_normal((2, 3, 4)))
+    gradcheck(lambda a: a.amax(dim=0), rng.standard_normal((3, 4)))
+    gradcheck(lambda a: a.mean(dim=-1), rng.standard_normal((3, 4)))
     x = Tensor([[1.0, 5.0, 5.0], [2.0, 0.0, 1.0]], requires_grad=True)
     x.amax(dim=1).sum().backward()
     assert x.grad.tolist() == [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]], "tied maxima share the gradient"
@@ -906,12 +1016,12 @@ def cast_backward(grad, out):
 # %%
 def test_unit_movement_rules():
     rng = np.random.default_rng(8)
-    gradient_check(lambda a: a.reshape(4, 3) * Tensor(np.arange(12.0).reshape(4, 3)), rng.standard_normal((2, 6)))
-    gradient_check(lambda a: a.permute(2, 0, 1), rng.standard_normal((2, 3, 4)))
-    gradient_check(lambda a: a.expand(3, 2, 4), rng.standard_normal((2, 1)))
-    gradient_check(lambda a: a[1:, ::2], rng.standard_normal((3, 4)))
-    gradient_check(lambda a: a[Tensor([2, 0, 2])], rng.standard_normal((3, 2)))
-    gradient_check(lambda a, b: cat([a, b, a], dim=1), rng.standard_normal((2, 3)), rng.standard_normal((2, 1)))
+    gradcheck(lambda a: a.reshape(4, 3) * Tensor(np.arange(12.0).reshape(4, 3)), rng.standard_normal((2, 6)))
+    gradcheck(lambda a: a.permute(2, 0, 1), rng.standard_normal((2, 3, 4)))
+    gradcheck(lambda a: a.expand(3, 2, 4), rng.standard_normal((2, 1)))
+    gradcheck(lambda a: a[1:, ::2], rng.standard_normal((3, 4)))
+    gradcheck(lambda a: a[Tensor([2, 0, 2])], rng.standard_normal((3, 2)))
+    gradcheck(lambda a, b: cat([a, b, a], dim=1), rng.standard_normal((2, 3)), rng.standard_normal((2, 1)))
     x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[Tensor([0, 0, 2])].sum().backward()
     assert x.grad.tolist() == [2.0, 0.0, 1.0], "x[0] was picked twice: its gradients add"
@@ -989,18 +1099,18 @@ def matmul_backward(grad, out):
 # %%
 def test_unit_matmul_rule():
     rng = np.random.default_rng(9)
-    gradient_check(lambda a, b: a @ b, rng.standard_normal((3, 4)), rng.standard_normal((4, 2)))
-    gradient_check(lambda a, b: a @ b, rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)))
-    gradient_check(lambda a, b: a @ b, rng.standard_normal((3, 4)), rng.standard_normal((2, 4, 5)))
-    gradient_check(lambda a, b: a @ b, rng.standard_normal(4), rng.standard_normal((2, 4, 3)))
-    gradient_check(lambda a, b: a @ b, rng.standard_normal((2, 3, 4)), rng.standard_normal(4))
-    gradient_check(lambda a, b: a @ b, rng.standard_normal(4), rng.standard_normal(4))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal((3, 4)), rng.standard_normal((4, 2)))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal((3, 4)), rng.standard_normal((2, 4, 5)))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal(4), rng.standard_normal((2, 4, 3)))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal((2, 3, 4)), rng.standard_normal(4))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal(4), rng.standard_normal(4))
     data = Tensor(rng.standard_normal((5, 3)))
     weight = Tensor(rng.standard_normal((3, 2)), requires_grad=True)
     out = data @ weight
     assert matmul_backward(np.ones((5, 2)), out)[0] is None, "the data batch needs no gradient"
     ### BEGIN HIDDEN TESTS
-    gradient_check(lambda a, b: a @ b, rng.standard_normal((2, 1, 3, 4)), rng.standard_normal((5, 4, 2)))
+    gradcheck(lambda a, b: a @ b, rng.standard_normal((2, 1, 3, 4)), rng.standard_normal((5, 4, 2)))
     ### END HIDDEN TESTS
     print("matmul rule: ok")
 
@@ -1102,11 +1212,11 @@ from tinytorch.core.activations import log_softmax, relu, sigmoid, softmax, tanh
 
 def test_unit_activation_rules():
     rng = np.random.default_rng(10)
-    gradient_check(relu, rng.standard_normal((3, 4)))
-    gradient_check(sigmoid, rng.standard_normal((3, 4)))
-    gradient_check(tanh, rng.standard_normal((3, 4)))
-    gradient_check(lambda x: softmax(x, dim=0), rng.standard_normal((3, 4)))
-    gradient_check(lambda x: log_softmax(x, dim=-1), rng.standard_normal((2, 3, 4)))
+    gradcheck(relu, rng.standard_normal((3, 4)))
+    gradcheck(sigmoid, rng.standard_normal((3, 4)))
+    gradcheck(tanh, rng.standard_normal((3, 4)))
+    gradcheck(lambda x: softmax(x, dim=0), rng.standard_normal((3, 4)))
+    gradcheck(lambda x: log_softmax(x, dim=-1), rng.standard_normal((2, 3, 4)))
     x = Tensor([-1.0, 0.0, 2.0], requires_grad=True)
     relu(x).sum().backward()
     assert x.grad.tolist() == [0.0, 0.0, 1.0], "relu passes no gradient at or below 0 (as PyTorch)"
@@ -1114,7 +1224,7 @@ def test_unit_activation_rules():
     softmax(logits, dim=1).sum().backward()
     assert np.allclose(logits.grad, 0.0, atol=1e-7), "probabilities always sum to 1: no gradient"
     ### BEGIN HIDDEN TESTS
-    gradient_check(lambda x: sigmoid(tanh(x)) * softmax(x, dim=1), rng.standard_normal((2, 5)))
+    gradcheck(lambda x: sigmoid(tanh(x)) * softmax(x, dim=1), rng.standard_normal((2, 5)))
     ### END HIDDEN TESTS
     print("activation rules: ok")
 
@@ -1136,10 +1246,11 @@ test_unit_activation_rules()
 # def evaluate(model, data): ...
 # ```
 #
-# Module 01 holds the switch (`set_grad_enabled(mode)` returns the previous mode); the context
-# managers here set it on entry and **restore the previous mode** on exit, even when an
-# exception escapes — so that they nest (`enable_grad()` inside `no_grad()` records again).
-# `set_grad_enabled(mode)` takes effect at once, like PyTorch's, and can also be used with `with`.
+# Module 01 holds the switch: `set_grad_enabled(mode)` takes effect at once, like PyTorch's, and
+# used with `with` it restores the previous mode at the end; `is_grad_enabled()` reads it. The
+# context managers here set it on entry and **restore the previous mode** on exit, even when an
+# exception escapes — so that they nest (`enable_grad()` inside `no_grad()` records again) —
+# and they work as decorators too.
 #
 # Two more tools from module 01 complete the set: `tensor.detach()` shares the data but
 # starts a new graph (nothing flows back through it), and `tensor.requires_grad_()` turns a
@@ -1148,7 +1259,7 @@ test_unit_activation_rules()
 # %%
 #| export
 class _GradMode:
-    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
+    """Base of no_grad / enable_grad: a context manager and a decorator."""
 
     mode = True
 
@@ -1156,10 +1267,11 @@ class _GradMode:
         """Turn recording to `self.mode`, remembering the previous setting.
 
         TODO: store the previous mode and switch to `self.mode`.
-        HINT: `_set_recording(mode)` (module 01's set_grad_enabled) returns the previous mode.
+        HINT: `is_grad_enabled()` reads the mode; `set_grad_enabled(mode)` switches it.
         """
         ### BEGIN SOLUTION
-        self._previous = _set_recording(self.mode)
+        self._previous = is_grad_enabled()
+        set_grad_enabled(self.mode)
         ### END SOLUTION
         return self
 
@@ -1169,7 +1281,7 @@ class _GradMode:
         TODO: switch back to the mode stored by __enter__.
         """
         ### BEGIN SOLUTION
-        _set_recording(self._previous)
+        set_grad_enabled(self._previous)
         ### END SOLUTION
         return False
 
@@ -1178,11 +1290,8 @@ class _GradMode:
 
         @functools.wraps(function)
         def run_in_mode(*args, **kwargs):
-            previous = _set_recording(mode)
-            try:
+            with set_grad_enabled(mode):
                 return function(*args, **kwargs)
-            finally:
-                _set_recording(previous)
 
         return run_in_mode
 
@@ -1197,21 +1306,6 @@ class enable_grad(_GradMode):
     """Operations inside record the graph, even within no_grad() (as torch.enable_grad)."""
 
     mode = True
-
-
-class set_grad_enabled(_GradMode):
-    """Turn recording on or off now; used with `with`, the previous mode returns at the end.
-
-    Module 01's `set_grad_enabled` is the plain switch (it returns the previous mode); this one
-    is PyTorch's `torch.set_grad_enabled`, which works both as a call and as a context manager.
-    """
-
-    def __init__(self, mode):
-        self.mode = bool(mode)
-        self._previous = _set_recording(self.mode)
-
-    def __enter__(self):
-        return self
 
 # %%
 def test_unit_grad_modes():

@@ -38,8 +38,8 @@
 # Each step below has a short explanation, a code cell with `### BEGIN SOLUTION` /
 # `### END SOLUTION` (in your edition: a `raise NotImplementedError` to replace), and a test cell
 # right after it. Run the test cell; when it passes, move on. You do not need module 05 here:
-# the tests set `param.grad` by hand — a NumPy array of the parameter's shape — exactly as
-# module 05's `backward()` will. When every step passes:
+# the tests set `param.grad` by hand — a NumPy array of the parameter's shape, which the
+# parameter keeps as a Tensor — exactly where module 05's `backward()` will put it. When every step passes:
 #
 # ```
 # tito module complete 06
@@ -142,13 +142,23 @@ from tinytorch.core.tensor import Tensor
 #
 # `state_dict()` follows PyTorch's format, so that a checkpoint can be saved with the model's:
 # parameters are replaced by their position (0, 1, 2, ... over all groups), because parameter
-# objects cannot be saved, and arrays are copied.
+# objects cannot be saved, and arrays are copied. It adds one entry, `"kind"` (the class name),
+# so that an SGD state loaded into an Adam is refused by name instead of half-working.
+#
+# A state to load may come from a file that was edited, damaged or written by another program, so
+# `load_state_dict` trusts nothing: `check_state_dict` first checks the kind, the groups, every
+# option (with the constructor's own checks: `lr=-5.0`, `lr="abc"` and `lr=inf` are refused
+# from a file as from your code) and every state array, and only then does anything change. A
+# refused state leaves the optimizer exactly as it was. Module 07 relies on that split: it checks
+# the model, the optimizer and the scheduler of a checkpoint before it loads any of them.
 
 # %%
 #| export
 def _check_option(owner, name, value, low=0.0, high=None, high_open=False):
-    """A clear error when an option is not a number >= low (or in [low, high], or [low, high))."""
+    """A clear error when an option is not a finite number >= low (or in [low, high], or [low, high))."""
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if number and not math.isfinite(value):  # inf >= 0 holds, and one inf step turns every weight into NaN
+        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
     if high is None:
         inside, expected = number and value >= low, f">= {low:g}"
     else:
@@ -156,6 +166,42 @@ def _check_option(owner, name, value, low=0.0, high=None, high_open=False):
         expected = f"in [{low:g}, {high:g}{')' if high_open else ']'}"
     if not inside:
         raise ValueError(f"{owner}: {name} must be {expected}, got {value!r}")
+
+
+def _check_flag(owner, name, value):
+    """A clear error when a switch is not True or False (the string "false" would count as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+
+
+def _check_kind(owner, state_dict):
+    """A clear error when `state_dict` is not a dict saved by an object of the class `owner`."""
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{owner}.load_state_dict: expects a dict, as state_dict() returns, got {type(state_dict).__name__}")
+    saved = state_dict.get("kind", owner)  # states saved before the kind was recorded carry none
+    if saved != owner:
+        raise ValueError(
+            f"{owner}.load_state_dict: this state was saved by {saved!r}, not by {owner}; build the "
+            f"{saved} that the saved run used, or do not load this state and let the {owner} start afresh"
+        )
+
+
+def _is_step_count(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= 0 and float(value).is_integer()
+
+
+def _check_positions(owner, saved_groups, saved_state):
+    """A clear error unless the groups number their parameters 0, 1, 2, ... once each and the state uses those numbers."""
+    positions = [position for group in saved_groups for position in group["params"]]
+    if not all(type(p) is int for p in positions) or sorted(positions) != list(range(len(positions))):
+        raise ValueError(
+            f"{owner}.load_state_dict: the groups' 'params' must number the parameters 0, 1, 2, ... once each, "
+            f"got {positions[:10]}{' ...' if len(positions) > 10 else ''}"
+        )
+    names = {str(position) for position in positions}  # a JSON round trip may have made the keys strings
+    for position in saved_state:
+        if type(position) not in (int, str) or str(position) not in names:
+            raise ValueError(f"{owner}.load_state_dict: the state names parameter {position!r}, which no group holds")
 
 
 class Optimizer:
@@ -222,7 +268,7 @@ class Optimizer:
                 if set_to_none:
                     param.grad = None
                 elif param.grad is not None:
-                    param.grad[...] = 0
+                    param.grad.zero_()
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns closure() when one is given."""
@@ -231,17 +277,15 @@ class Optimizer:
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                grad = np.asarray(param.grad)
-                if grad.shape != param.shape:
-                    raise ValueError(
-                        f"{type(self).__name__}.step: a gradient of shape {grad.shape} does not fit its "
-                        f"parameter of shape {param.shape}; a gradient must have its parameter's shape"
-                    )
+                grad = param.grad.data  # the parameter's grad setter checked its shape
                 # A transposed gradient (a weight's, from x @ W.T) would make every operation below
                 # read memory with large strides; one reordering copy makes all of them fast.
                 if not grad.flags.c_contiguous:
                     grad = grad.copy(order="C")
                 self._update(param.data, grad, self.state.setdefault(param, {}), group)
+                # The update wrote into param.data: a graph recorded before it is now stale, and
+                # module 05's backward() refuses it instead of computing wrong gradients.
+                param.mark_modified()
         return loss
 
     def _update(self, param, grad, state, group):
@@ -249,7 +293,7 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must define _update(param, grad, state, group)")
 
     def state_dict(self):
-        """{"state": {position: {name: copy}}, "param_groups": [options with "params": positions]}.
+        """{"kind": class name, "state": {position: {name: copy}}, "param_groups": [options with "params": positions]}.
 
         TODO: number the parameters 0, 1, 2, ... in group order; copy each group's options with
               "params" replaced by the positions; copy each parameter's state (arrays copied)
@@ -268,26 +312,40 @@ class Optimizer:
                                   for key, value in entry.items()}
             for param, entry in self.state.items()
         }
-        return {"state": state, "param_groups": groups}
+        return {"kind": type(self).__name__, "state": state, "param_groups": groups}
         ### END SOLUTION
 
-    def load_state_dict(self, state_dict):
-        """Restore options and state saved by state_dict(); everything is checked before anything changes.
+    def check_state_dict(self, state_dict):
+        """Check that `state_dict` fits this optimizer, changing nothing: returns (state, options).
 
-        TODO: check that the numbers of groups and of parameters per group match, map each saved
-              position to this optimizer's parameter, check the shape of every saved array,
-              then replace `self.state` and copy the saved options into the groups.
+        `state` maps each parameter to its saved entry, `options` holds each group's saved
+        options. The state must come from the same kind of optimizer, with the same numbers of
+        groups and of parameters per group, options that the constructor would accept, and state
+        arrays of each parameter's shape. `load_state_dict` calls it before it changes anything.
+
+        TODO: check that the numbers of parameters per group match and map each saved position to
+              this optimizer's parameter; check each entry of the saved state with
+              `self._check_entry(position, entry, param, options)`, the options of its group.
         HINT: `int(position)` also accepts positions that a JSON round trip turned into strings.
         """
         name = type(self).__name__
-        saved_groups = state_dict["param_groups"]
+        _check_kind(name, state_dict)
+        saved_groups, saved_state = state_dict.get("param_groups"), state_dict.get("state")
+        if not (isinstance(saved_groups, list) and all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                                       for g in saved_groups) and isinstance(saved_state, dict)):
+            raise ValueError(
+                f"{name}.load_state_dict: expects {{'state': {{position: {{...}}}}, 'param_groups': [{{'params': "
+                "[positions], option: value}]}, as state_dict() returns; this state has another layout"
+            )
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the checkpoint has {len(saved_groups)} parameter group(s), "
                 f"this optimizer {len(self.param_groups)}; build the optimizer the way the checkpoint's was built"
             )
+        options = [self._checked_options(index, saved) for index, saved in enumerate(saved_groups)]
+        _check_positions(name, saved_groups, saved_state)
         ### BEGIN SOLUTION
-        params_at = {}
+        params_at, options_at = {}, {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
@@ -295,24 +353,71 @@ class Optimizer:
                     f"checkpoint but {len(group['params'])} here"
                 )
             params_at.update(zip(saved["params"], group["params"]))
+            options_at.update((position, options[index]) for position in saved["params"])
         state = {}
-        for position, entry in state_dict["state"].items():
+        for position, entry in saved_state.items():
             param = params_at[int(position)]
-            restored = {}
-            for key, value in entry.items():
-                if isinstance(value, np.ndarray):
-                    if value.shape != param.shape:
-                        raise ValueError(
-                            f"{name}.load_state_dict: state '{key}' of parameter {position} has shape "
-                            f"{value.shape} but the parameter has shape {param.shape}"
-                        )
-                    value = value.astype(param.dtype)  # a copy: training on must not change the checkpoint
-                restored[key] = value
-            state[param] = restored
-        self.state = state
-        for saved, group in zip(saved_groups, self.param_groups):
-            group.update({key: value for key, value in saved.items() if key != "params"})
+            self._check_entry(position, entry, param, options_at[int(position)])
+            state[param] = entry
         ### END SOLUTION
+        return state, options
+
+    def _checked_options(self, index, saved):
+        """The options of saved group `index` that this optimizer knows, checked as the constructor checks them."""
+        name = type(self).__name__
+        missing = sorted(set(self.defaults) - set(saved))
+        if missing:
+            theirs = ", ".join(sorted(str(key) for key in saved if key != "params"))
+            raise ValueError(
+                f"{name}.load_state_dict: group {index} of this state lacks {name}'s options {', '.join(missing)}; "
+                f"it was saved by another kind of optimizer (its options: {theirs})"
+            )
+        known = {key: saved[key] for key in (*self.defaults, "initial_lr") if key in saved}
+        try:
+            self._check_options({**self.param_groups[index], **known})
+            if "initial_lr" in known:  # a scheduler's base rate
+                _check_option(name, "initial_lr", known["initial_lr"])
+        except ValueError as error:
+            raise ValueError(f"{name}.load_state_dict: group {index} of this state has an option that the "
+                             f"constructor refuses ({error}); nothing was loaded") from None
+        return known
+
+    def _check_entry(self, position, entry, param, options):
+        """A clear error unless `entry` is a state that `step()` can continue from, for `param` with `options`."""
+        name = type(self).__name__
+        where = f"{name}.load_state_dict: the state of parameter {position}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be a dict {{name: value}}, got {type(entry).__name__}")
+        if entry:  # an empty entry is a parameter that has not stepped yet; step() creates its state
+            missing = [key for key in self._state_names(options) if key not in entry]
+            if missing:
+                raise ValueError(f"{where} lacks {', '.join(missing)}; it is incomplete, or saved with other options")
+        for key, value in entry.items():
+            if isinstance(value, np.ndarray):
+                if value.shape != param.shape:
+                    raise ValueError(
+                        f"{where}: '{key}' has shape {value.shape} but the parameter has shape {param.shape}"
+                    )
+                if not np.can_cast(value.dtype, param.dtype, "same_kind"):
+                    raise ValueError(f"{where}: '{key}' is {value.dtype}, which a {param.dtype} parameter cannot use")
+            elif key == "step" and not _is_step_count(value):
+                raise ValueError(f"{where}: 'step' must be a whole number >= 0, got {value!r}")
+            elif not (value is None or isinstance(value, numbers.Real)):
+                raise ValueError(f"{where}: '{key}' is {value!r}; a state holds arrays and numbers")
+
+    def _state_names(self, group):
+        """The state entries a parameter holds after its first step with `group`'s options (subclasses)."""
+        return ()
+
+    def load_state_dict(self, state_dict):
+        """Restore options and state saved by state_dict(); everything is checked before anything changes."""
+        state, options = self.check_state_dict(state_dict)
+        # astype copies: training on must not change the state that was loaded
+        self.state = {param: {key: value.astype(param.dtype) if isinstance(value, np.ndarray) else value
+                              for key, value in entry.items()}
+                      for param, entry in state.items()}
+        for group, saved in zip(self.param_groups, options):
+            group.update(saved)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -361,15 +466,28 @@ def test_unit_optimizer_base():
         raise AssertionError("a parameter in two groups must be refused")
     except ValueError as error:
         assert "more than one parameter group" in str(error)
+    for bad in (-5.0, "abc", float("inf")):
+        edited = optimizer.state_dict()
+        edited["param_groups"][0]["lr"] = bad
+        try:
+            optimizer.load_state_dict(edited)
+            raise AssertionError(f"a saved lr={bad!r} must be refused like the constructor refuses it")
+        except ValueError as error:
+            assert "lr must be" in str(error) and repr(bad) in str(error)
+    assert [g["lr"] for g in optimizer.param_groups] == [2.0, 5.0], "a refused state changes nothing"
+    try:
+        optimizer.load_state_dict({**saved, "kind": "SGD"})
+        raise AssertionError("another optimizer's state must be refused")
+    except ValueError as error:
+        assert "'SGD'" in str(error) and "_AddOne" in str(error)
     ### BEGIN HIDDEN TESTS
     try:
         _AddOne([a], lr=-1.0)
         raise AssertionError("a negative learning rate must be refused")
     except ValueError as error:
         assert "lr must be >= 0, got -1.0" in str(error)
-    a.grad = np.ones(3)
     try:
-        optimizer.step()
+        a.grad = np.ones(3)
         raise AssertionError("a gradient of the wrong shape must be refused")
     except ValueError as error:
         assert "(3,)" in str(error) and "(2,)" in str(error)
@@ -406,6 +524,7 @@ class SGD(Optimizer):
     def _check_options(self, group):
         for name in ("lr", "momentum", "dampening", "weight_decay"):
             _check_option("SGD", name, group[name])
+        _check_flag("SGD", "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum={group['momentum']} "
@@ -505,11 +624,16 @@ class Adam(Optimizer):
         name = type(self).__name__
         for option in ("lr", "eps", "weight_decay"):
             _check_option(name, option, group[option])
+        for flag in ("amsgrad", "decoupled_weight_decay"):
+            _check_flag(name, flag, group[flag])
         betas = group["betas"]
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         for index, beta in enumerate(betas):
             _check_option(name, f"betas[{index}]", beta, 0.0, 1.0, high_open=True)
+
+    def _state_names(self, group):
+        return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
     def _update(self, param, grad, state, group):
         """One Adam step on the array `param`, in place.
@@ -625,6 +749,11 @@ class RMSprop(Optimizer):
         for option in ("lr", "eps", "weight_decay", "momentum"):
             _check_option("RMSprop", option, group[option])
         _check_option("RMSprop", "alpha", group["alpha"], 0.0, 1.0)
+        _check_flag("RMSprop", "centered", group["centered"])
+
+    def _state_names(self, group):
+        return (("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ())
+                + (("grad_avg",) if group["centered"] else ()))
 
     def _update(self, param, grad, state, group):
         """One RMSprop step on the array `param`, in place.
@@ -724,7 +853,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
         parameters = [parameters]
     if not max_norm >= 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm!r}")
-    grads = [np.asarray(p.grad) for p in parameters if p.grad is not None]
+    grads = [p.grad.data for p in parameters if p.grad is not None]
     if not grads:
         return Tensor(0.0)
     ### BEGIN SOLUTION
@@ -818,11 +947,25 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self):
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+        return {"kind": type(self).__name__, "last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+
+    def check_state_dict(self, state_dict):
+        """Check that `state_dict` fits this scheduler, changing nothing: returns (last_epoch, base_lrs)."""
+        name = type(self).__name__
+        _check_kind(name, state_dict)
+        _check_steps(f"{name}.load_state_dict", "last_epoch", state_dict.get("last_epoch"), -1)
+        base_lrs = state_dict.get("base_lrs")
+        groups = len(self.optimizer.param_groups)
+        if not isinstance(base_lrs, list) or len(base_lrs) != groups:
+            raise ValueError(f"{name}.load_state_dict: base_lrs must be a list of {groups} rates, one per group, "
+                             f"got {base_lrs!r}")
+        for index, lr in enumerate(base_lrs):
+            _check_option(f"{name}.load_state_dict", f"base_lrs[{index}]", lr)
+        return state_dict["last_epoch"], list(base_lrs)
 
     def load_state_dict(self, state_dict):
-        self.last_epoch = state_dict["last_epoch"]
-        self.base_lrs = list(state_dict["base_lrs"])
+        """Restore the step count and base rates saved by state_dict(), checked first; sets the rates."""
+        self.last_epoch, self.base_lrs = self.check_state_dict(state_dict)
         self._apply()
 
 
@@ -836,6 +979,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         _check_steps("StepLR", "step_size", step_size, 1)
+        _check_option("StepLR", "gamma", gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -855,6 +999,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         _check_steps("CosineAnnealingLR", "T_max", T_max, 1)
+        _check_option("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -881,6 +1026,7 @@ class CosineWarmupLR(LRScheduler):
     def __init__(self, optimizer, warmup_steps, total_steps, min_lr=0.0, last_epoch=-1):
         _check_steps("CosineWarmupLR", "warmup_steps", warmup_steps, 0)
         _check_steps("CosineWarmupLR", "total_steps", total_steps, warmup_steps + 1)
+        _check_option("CosineWarmupLR", "min_lr", min_lr)
         self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
         super().__init__(optimizer, last_epoch)
 

@@ -97,8 +97,12 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinytorch.core.layers import Module, Parameter
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, rand, register_backward
+from tinytorch.core.layers import Module, Parameter, uniform_
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, register_backward
+
+# %%
+# The tests in this notebook check gradients with module 05's `gradcheck` (not part of the export).
+from tinytorch.core.autograd import gradcheck
 
 # %% [markdown]
 # ## Step 1: output sizes
@@ -110,11 +114,21 @@ from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, rand, register_backward
 
 # %%
 #| export
+_SMALLEST = {"padding": 0}  # padding may be 0; kernel sizes, strides, dilations, output sizes: 1
+
+
 def _pair(value, name="value"):
-    """(value, value) for an int, the pair itself for a pair: PyTorch's `kernel_size=3` or `(3, 5)`."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    """(value, value) for an int, the pair itself for a pair: PyTorch's `kernel_size=3` or `(3, 5)`.
+
+    Checked at once, so that `Conv2d(1, 1, 0)` or `stride=0` fails where it is written, not at
+    the first forward pass.
+    """
+    smallest = _SMALLEST.get(name, 1)
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    if min(pair) < smallest:
+        raise ValueError(f"{name} must be at least {smallest} (an int or a pair of them), got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -353,10 +367,6 @@ test_unit_im2col()
 
 # %%
 #| export
-def _as_tensor(value):
-    """A Tensor as is; NumPy arrays and lists are wrapped (float64 becomes float32, as always)."""
-    return value if isinstance(value, Tensor) else Tensor(value)
-
 
 def _check_conv_arguments(op, x, weight, bias, groups):
     """Shapes and dtypes of a convolution's operands, explained when they do not fit."""
@@ -396,8 +406,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
           `y.reshape(O, N, Ho * Wo).transpose(1, 0, 2)` is the NCHW order: add the bias with
           `np.add(..., bias[:, None], out=out)` to reorder and add in one pass.
     """
-    input, weight = _as_tensor(input), _as_tensor(weight)
-    bias = None if bias is None else _as_tensor(bias)
+    input, weight = as_tensor(input), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
     _check_conv_arguments("conv2d", input, weight, bias, groups)
     stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     N, C, H, W = input.shape
@@ -553,42 +563,18 @@ def conv2d_backward(grad, out):
 # %% [markdown]
 # ### Test: gradients by central differences
 #
-# The test below is the numerical gradient check of module 05, in float64: perturb each input
+# The test below is the numerical gradient check of module 05 (`gradcheck`), in float64: perturb each input
 # element by $\pm\epsilon$, measure the change of $\sum_k c_k\, y_k$ for a random cotangent $c$,
 # and compare with what `backward()` computed. A random $c$ (not all ones) catches a gradient
 # that is transposed or shuffled.
 
 # %%
-def _numerical_gradient_check(fn, arrays, eps=1e-6, seed=0):
-    """Largest |backward() - central difference| over all inputs of fn (float64 arrays in)."""
-    import tinytorch.core.autograd  # noqa: F401  (the engine that runs backward)
-
-    leaves = [Tensor(a, dtype=np.float64, requires_grad=True) for a in arrays]
-    output = fn(*leaves)
-    cotangent = np.random.default_rng(seed).standard_normal(output.shape)
-    output.backward(cotangent)
-    worst = 0.0
-    for leaf, array in zip(leaves, arrays):
-        numeric = np.zeros_like(array)
-        for index in np.ndindex(array.shape):
-            original = array[index]
-            array[index] = original + eps
-            above = np.sum(fn(*[Tensor(a, dtype=np.float64) for a in arrays]).data * cotangent)
-            array[index] = original - eps
-            below = np.sum(fn(*[Tensor(a, dtype=np.float64) for a in arrays]).data * cotangent)
-            array[index] = original
-            numeric[index] = (above - below) / (2 * eps)
-        worst = max(worst, float(np.max(np.abs(leaf.grad - numeric))))
-    return worst
-
-
 def test_unit_conv2d_backward():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 2, 5, 4))
     w = rng.standard_normal((4, 1, 3, 2))
     b = rng.standard_normal(4)
-    error = _numerical_gradient_check(lambda x, w, b: conv2d(x, w, b, stride=(2, 1), padding=1, groups=2), [x, w, b])
-    assert error < 1e-6, f"conv2d gradients differ from central differences by {error}"
+    gradcheck(lambda x, w, b: conv2d(x, w, b, stride=(2, 1), padding=1, groups=2), x, w, b)
     cols = rng.standard_normal((2 * 3 * 3, 1 * 4 * 4))
     # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)> for every x and c.
     x = rng.standard_normal((1, 2, 4, 4))
@@ -596,7 +582,7 @@ def test_unit_conv2d_backward():
     ### BEGIN HIDDEN TESTS
     x = rng.standard_normal((1, 2, 6, 6))
     w = rng.standard_normal((3, 2, 2, 2))
-    assert _numerical_gradient_check(lambda x, w: conv2d(x, w, stride=2, dilation=2), [x, w]) < 1e-6
+    gradcheck(lambda x, w: conv2d(x, w, stride=2, dilation=2), x, w)
     ### END HIDDEN TESTS
     print("conv2d backward: ok")
 
@@ -615,14 +601,6 @@ test_unit_conv2d_backward()
 
 # %%
 #| export
-def _uniform_parameter(shape, bound, dtype):
-    """A Parameter drawn from U(-bound, bound) with module 01's seeded generator."""
-    data = rand(*shape, dtype=dtype).data
-    data *= 2 * bound
-    data -= bound
-    return Parameter(data, dtype=dtype)
-
-
 class Conv2d(Module):
     """2-D convolution over NCHW input, with PyTorch's arguments, weight layout and initialisation."""
 
@@ -632,12 +610,11 @@ class Conv2d(Module):
 
         TODO: check the channel counts against `groups`, store the hyperparameters (as pairs),
               and create the parameters from U(-bound, bound), bound = 1 / sqrt(fan_in).
-        HINT: fan_in = in_channels // groups * kh * kw; `_uniform_parameter(shape, bound, dtype)`.
+        HINT: fan_in = in_channels // groups * kh * kw; `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)`.
         """
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
+            check_positive_int("Conv2d", name, value)
         ### BEGIN SOLUTION
         if in_channels % groups or out_channels % groups:
             raise ValueError(
@@ -652,14 +629,13 @@ class Conv2d(Module):
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = _uniform_parameter(shape, bound, dtype)
-        self.bias = _uniform_parameter((self.out_channels,), bound, dtype) if bias else None
+        self.weight = uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.empty(self.out_channels), dtype=dtype), -bound, bound) if bias else None
         ### END SOLUTION
 
     def forward(self, x):
         """Convolve x (N, in_channels, H, W) into (N, out_channels, Ho, Wo)."""
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
+        x = as_tensor(x)
         if x.ndim == 4 and x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r} expected an input with {self.in_channels} channels, got shape {x.shape}; "
@@ -794,7 +770,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
     HINT: `(view for _, view in _taps(padded, kernel, stride, dilation, out_size))` is a
           generator of the taps' views.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     kernel, stride, padding, dilation, out_size = _pool_geometry("max_pool2d", input, kernel_size, stride, padding, dilation)
     ### BEGIN SOLUTION
     padded = _pad_spatial(input.data, padding[0], padding[1], value=-np.inf)
@@ -852,11 +828,10 @@ def test_unit_max_pool2d():
     overlapping = max_pool2d(Tensor(np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)), 3, stride=2, padding=1)
     assert overlapping.numpy().tolist() == [[[[6, 8, 9], [16, 18, 19], [21, 23, 24]]]]
     rng = np.random.default_rng(3)
-    error = _numerical_gradient_check(lambda x: max_pool2d(x, 3, stride=2, padding=1), [rng.standard_normal((2, 2, 5, 6))])
-    assert error < 1e-6, f"max_pool2d gradients differ from central differences by {error}"
+    gradcheck(lambda x: max_pool2d(x, 3, stride=2, padding=1), rng.standard_normal((2, 2, 5, 6)))
     ### BEGIN HIDDEN TESTS
     assert max_pool2d(Tensor(np.zeros((1, 1, 5, 5))), 2).shape == (1, 1, 2, 2)
-    assert _numerical_gradient_check(lambda x: max_pool2d(x, 2), [rng.standard_normal((1, 2, 5, 4))]) < 1e-6
+    gradcheck(lambda x: max_pool2d(x, 2), rng.standard_normal((1, 2, 5, 4)))
     ### END HIDDEN TESTS
     print("max_pool2d: ok")
 
@@ -888,7 +863,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
           Python loop over H*W taps. `_taps(padded, kernel, stride, (1, 1), out_size)` yields
           the views of the general path; start from a copy of the first and add the others.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     kernel, stride, padding, dilation, out_size = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1)
     N, C, H, W = input.shape
     ### BEGIN SOLUTION
@@ -939,7 +914,7 @@ def adaptive_avg_pool2d(input, output_size):
           with kernel = stride = input size // output size.
     HINT: the error for a size that does not divide should say which sizes and suggest one that does.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     if input.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     ### BEGIN SOLUTION
@@ -965,8 +940,7 @@ def test_unit_avg_pools():
     glob = adaptive_avg_pool2d(Tensor(np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)), 1)
     assert glob.shape == (1, 2, 1, 1) and glob.numpy().ravel().tolist() == [1.5, 5.5]
     rng = np.random.default_rng(4)
-    error = _numerical_gradient_check(lambda x: avg_pool2d(x, 3, stride=2, padding=1), [rng.standard_normal((1, 2, 5, 6))])
-    assert error < 1e-6, f"avg_pool2d gradients differ from central differences by {error}"
+    gradcheck(lambda x: avg_pool2d(x, 3, stride=2, padding=1), rng.standard_normal((1, 2, 5, 6)))
     try:
         adaptive_avg_pool2d(Tensor(np.zeros((1, 1, 5, 5))), 2)
         raise AssertionError("5 is not divisible by 2")
@@ -1087,7 +1061,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
           `np.einsum("ncl->c", x3)` sums per channel. Momentum None means a cumulative average
           (PyTorch's rule) and needs a batch counter, which BatchNorm2d passes in as `momentum`.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input of shape (N, C, ...), got shape {input.shape}")
     N, C = input.shape[:2]
@@ -1194,8 +1168,7 @@ class BatchNorm2d(Module):
         HINT: `self.register_buffer(name, Tensor(...))`; attributes set to None still exist.
         """
         super().__init__()
-        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
-            raise ValueError(f"BatchNorm2d: num_features must be a positive integer (the channel count), got {num_features!r}")
+        check_positive_int("BatchNorm2d", "num_features", num_features)
         ### BEGIN SOLUTION
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
@@ -1211,8 +1184,7 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         """Normalise x (N, C, H, W): batch statistics in training, running statistics in eval."""
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
+        x = as_tensor(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r} expected a 4-D input (N, {self.num_features}, H, W), got shape {x.shape}; "
@@ -1249,16 +1221,11 @@ def test_unit_batch_norm():
     assert np.allclose(frozen, manual, atol=1e-5), "eval mode uses the running statistics"
     assert set(layer.state_dict()) == {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
     w, b = rng.standard_normal(3), rng.standard_normal(3)
-    error = _numerical_gradient_check(
-        lambda x, w, b: batch_norm(x, None, None, w, b, training=True), [rng.standard_normal((4, 3, 2, 3)), w, b]
-    )
-    assert error < 1e-6, f"batch_norm gradients differ from central differences by {error}"
+    gradcheck(lambda x, w, b: batch_norm(x, None, None, w, b, training=True), rng.standard_normal((4, 3, 2, 3)), w, b)
     ### BEGIN HIDDEN TESTS
     mean, var = Tensor(rng.standard_normal(3)), Tensor(rng.random(3) + 0.5)
-    error = _numerical_gradient_check(
-        lambda x, w: batch_norm(x, mean, var, w, None, training=False), [rng.standard_normal((2, 3, 2, 2)), rng.standard_normal(3)]
-    )
-    assert error < 1e-6
+    gradcheck(lambda x, w: batch_norm(x, mean, var, w, None, training=False),
+              rng.standard_normal((2, 3, 2, 2)), rng.standard_normal(3))
     ### END HIDDEN TESTS
     print("batch_norm: ok")
 

@@ -33,7 +33,8 @@
 #   into bytes, and there are only 256 of them.
 # - Implement **byte-pair encoding**: training (the merge loop, counted over word frequencies
 #   and updated incrementally), encoding by merge rank with a cache, special tokens, and
-#   saving to JSON atomically.
+#   saving to JSON atomically — and loading a file that may be hostile without letting it
+#   allocate unbounded memory.
 # - Measure the trade-off: vocabulary size against tokens per character, embedding memory and
 #   training time, on Tiny Shakespeare.
 #
@@ -91,15 +92,18 @@
 # %%
 #| export
 import json
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict, namedtuple
 from pathlib import Path
 
 import numpy as np
 
+from tinytorch_base.files import write_atomic
 from tinytorch.core.tensor import Tensor
+
+# %%
+# What this notebook's tests and measurements use besides (not part of the export).
+import os
 
 # %% [markdown]
 # ## Step 1: the Tokenizer interface and padded batches
@@ -671,6 +675,11 @@ test_unit_encode_chunk()
 # %%
 #| export
 _CACHE_LIMIT = 100_000  # distinct chunks remembered by encode; the cache restarts beyond this
+# What a tokenizer may build, so that a file cannot ask for unbounded memory: 41 merges that each
+# double the last token make a token of 2 TiB. Real vocabularies have up to ~256k tokens, and a
+# token is at most one pre-tokenized chunk: a word, a number or a run of spaces or punctuation.
+MAX_VOCAB_SIZE = 1 << 18  # 262,144 tokens
+MAX_TOKEN_BYTES = 256  # so all the tokens together hold at most 64 MiB
 
 
 class BPETokenizer(Tokenizer):
@@ -693,6 +702,12 @@ class BPETokenizer(Tokenizer):
               is the token that a merge makes.
         """
         merges = [tuple(pair) for pair in merges]
+        special_tokens = list(special_tokens)
+        if 256 + len(merges) + len(special_tokens) > MAX_VOCAB_SIZE:
+            raise ValueError(
+                f"BPETokenizer: {len(merges):,} merges and {len(special_tokens):,} special tokens make more than "
+                f"MAX_VOCAB_SIZE = {MAX_VOCAB_SIZE:,} tokens; train a smaller vocabulary"
+            )
         for rank, pair in enumerate(merges):
             if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) and 0 <= i < 256 + rank for i in pair):
                 raise ValueError(
@@ -700,10 +715,18 @@ class BPETokenizer(Tokenizer):
                     f"or a token made by an earlier merge (< {256 + rank})"
                 )
         merges = [(int(first), int(second)) for first, second in merges]
+        # Each token's length follows from the merges alone: refuse a token too long before building any.
+        lengths = [1] * 256
+        for rank, (first, second) in enumerate(merges):
+            lengths.append(lengths[first] + lengths[second])
+            if lengths[-1] > MAX_TOKEN_BYTES:
+                raise ValueError(
+                    f"BPETokenizer: merge {rank} {(first, second)} makes a token of {lengths[-1]:,} bytes, more than "
+                    f"MAX_TOKEN_BYTES = {MAX_TOKEN_BYTES}; merges this long are damaged or crafted to exhaust memory"
+                )
         if len(set(merges)) != len(merges):
             repeated = next(pair for pair, count in Counter(merges).items() if count > 1)
             raise ValueError(f"BPETokenizer: the pair {repeated} is merged twice; each pair may be merged once")
-        special_tokens = list(special_tokens)
         for token in special_tokens:
             if not isinstance(token, str) or not token:
                 raise ValueError(f"BPETokenizer: special tokens must be non-empty strings, got {token!r}")
@@ -784,14 +807,15 @@ class BPETokenizer(Tokenizer):
         ### END SOLUTION
 
     def save(self, path):
-        """Write the tokenizer to `path` as JSON, atomically (see `write_json_atomic`)."""
-        write_json_atomic(path, {
+        """Write the tokenizer to `path` as JSON, atomically (`write_atomic`: never half a file)."""
+        payload = {
             "format": BPE_FORMAT,
             "version": BPE_FORMAT_VERSION,
             "pattern": PRETOKENIZE_PATTERN.pattern,
             "merges": [list(pair) for pair in self.merges],
             "special_tokens": self.special_tokens,
-        })
+        }
+        write_atomic(path, json.dumps(payload, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path):
@@ -845,45 +869,23 @@ test_unit_bpe_tokenizer()
 # future change of layout can be detected instead of misread), the pre-tokenisation pattern,
 # the merges in order, and the special tokens with their ids.
 #
-# Two rules from the rest of the course apply:
+# Three rules from the rest of the course apply:
 #
-# - **Never half-written.** Write to a temporary file in the same folder, flush it to disk, then
-#   `os.replace` it over the target: a rename within one file system is atomic, so a crash
-#   leaves either the old file or the new one, never a truncated mix.
+# - **Never half-written.** `save` writes through `write_atomic` from `tinytorch_base.files`, the
+#   writer that module 07's checkpoints use: a temporary file in the same folder, flushed to disk,
+#   then renamed over the target. A crash leaves the old file or the new one, never a mix.
 # - **Bad files are explained.** A truncated or foreign file raises a `ValueError` that names the
 #   file and what is wrong with it, not a bare `KeyError` from deep inside `load`.
+# - **A file cannot ask for unbounded memory.** A tokenizer file is small, but what it describes
+#   need not be: 41 merges that each join the last token with itself fit in 600 bytes and describe
+#   a token of $2^{41}$ bytes (2 TiB). `_build` computes every token's length from the merge list
+#   first — a sum of two earlier lengths, no bytes built — and refuses a token longer than
+#   `MAX_TOKEN_BYTES` or a vocabulary larger than `MAX_VOCAB_SIZE` before it allocates anything.
 
 # %%
 #| export
 BPE_FORMAT = "tinytorch-bpe"
 BPE_FORMAT_VERSION = 1
-
-
-def write_json_atomic(path, payload):
-    """Write `payload` as JSON to `path` through a temporary file and os.replace.
-
-    TODO: create a temporary file in the target's folder, write the JSON, flush and fsync it,
-          then os.replace it onto `path`; on any failure remove the temporary file.
-    HINT: tempfile.mkstemp(dir=folder, prefix=...) returns (descriptor, name);
-          os.fdopen(descriptor, "w", encoding="utf-8") writes to it.
-    """
-    path = Path(path)
-    ### BEGIN SOLUTION
-    folder = path.resolve().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; this is an ordinary file
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, ensure_ascii=False)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    ### END SOLUTION
 
 
 def read_tokenizer_file(path):
@@ -893,8 +895,9 @@ def read_tokenizer_file(path):
           BPE_FORMAT_VERSION, this module's pattern, a list `merges` and an object
           `special_tokens` whose ids follow the merges (256 + len(merges), +1, ...).
           Every problem raises a ValueError naming the file and saying how to fix it.
-    HINT: json.loads raises json.JSONDecodeError (it has .msg, .lineno, .colno); read the file
-          as bytes and decode UTF-8 yourself so that a binary file is explained too.
+    HINT: json.loads raises json.JSONDecodeError (it has .msg, .lineno, .colno), and
+          RecursionError for brackets nested thousands deep; read the file as bytes and decode
+          UTF-8 yourself so that a binary file is explained too.
     """
     def invalid(reason):
         return ValueError(f"BPETokenizer.load: {path} is not a usable tokenizer file: {reason}")
@@ -910,6 +913,8 @@ def read_tokenizer_file(path):
             f"it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
             "it may be truncated or hand-edited; save the tokenizer again with BPETokenizer.save"
         ) from None
+    except RecursionError:  # brackets nested thousands deep: a tokenizer file nests three levels
+        raise invalid("its JSON nests too deeply to be a tokenizer file") from None
     if not isinstance(payload, dict) or payload.get("format") != BPE_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise invalid(f"its format is {found!r}, expected {BPE_FORMAT!r}")
@@ -950,6 +955,15 @@ def test_unit_save_load():
             raise AssertionError("a truncated file must be refused")
         except ValueError as error:
             assert "tokenizer.json" in str(error) and "not valid JSON" in str(error)
+        doubling = [[97, 97]] + [[256 + i, 256 + i] for i in range(40)]  # the last token: 2 TiB of "a"
+        payload = {"format": BPE_FORMAT, "version": BPE_FORMAT_VERSION, "pattern": PRETOKENIZE_PATTERN.pattern,
+                   "merges": doubling, "special_tokens": {}}
+        path.write_text(json.dumps(payload))
+        try:
+            BPETokenizer.load(path)
+            raise AssertionError("a tokenizer whose tokens cannot fit in memory must be refused before building them")
+        except ValueError as error:
+            assert "MAX_TOKEN_BYTES" in str(error) and "tokenizer.json" in str(error)
     ### BEGIN HIDDEN TESTS
     assert BPETokenizer(tokenizer.merges).encode("lowest") == tokenizer.encode("lowest")
     ### END HIDDEN TESTS
@@ -1192,6 +1206,6 @@ test_integration_text_to_batch()
 # (or maps them to an opt-in `unk_token`), and GPT-2-style byte-level BPE — pre-tokenisation
 # into chunks, a training loop that updates pair counts incrementally, encoding by merge rank
 # with a cache, atomic special tokens, and JSON files that are written atomically and checked
-# when read. You measured the trade-off that every language model makes: a larger vocabulary
+# when read, down to the memory that a file may ask for. You measured the trade-off that every language model makes: a larger vocabulary
 # gives shorter sequences and cheaper attention at the cost of a larger embedding table. Next,
 # module 11 turns these ids into learned vectors.

@@ -86,7 +86,7 @@ import math
 import numpy as np
 
 from tinytorch.core.layers import Module, Parameter
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, randn, register_backward
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, randn, register_backward
 
 # %% [markdown]
 # ## Step 1: the lookup, as one fused operation
@@ -270,26 +270,20 @@ test_unit_embedding_gradient()
 
 # %%
 #| export
-def _check_size(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class Embedding(Module):
     """A trainable lookup table: integer ids (any shape) -> vectors (shape + (embedding_dim,))."""
 
     def __init__(self, num_embeddings, embedding_dim, dtype=DEFAULT_FLOAT):
         """Create the table, a Parameter of shape (num_embeddings, embedding_dim) drawn from N(0, 1).
 
-        TODO: validate both sizes with `_check_size`, store them, and create `self.weight`.
+        TODO: validate both sizes with `check_positive_int`, store them, and create `self.weight`.
         HINT: `randn(num_embeddings, embedding_dim, dtype=dtype)` draws from module 01's seeded
               generator; wrap its array in a Parameter.
         """
         super().__init__()
         ### BEGIN SOLUTION
-        self.num_embeddings = _check_size("Embedding", "num_embeddings", num_embeddings)
-        self.embedding_dim = _check_size("Embedding", "embedding_dim", embedding_dim)
+        self.num_embeddings = check_positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = check_positive_int("Embedding", "embedding_dim", embedding_dim)
         self.weight = Parameter(randn(self.num_embeddings, self.embedding_dim, dtype=dtype).data, dtype=dtype)
         ### END SOLUTION
 
@@ -358,8 +352,8 @@ def sinusoidal_encoding(max_len, d_model, dtype=DEFAULT_FLOAT):
           `table[:, 0::2]` and `table[:, 1::2]` are the even and odd columns. Compute in
           float64, convert at the end.
     """
-    max_len = _check_size("sinusoidal_encoding", "max_len", max_len)
-    d_model = _check_size("sinusoidal_encoding", "d_model", d_model)
+    max_len = check_positive_int("sinusoidal_encoding", "max_len", max_len)
+    d_model = check_positive_int("sinusoidal_encoding", "d_model", d_model)
     ### BEGIN SOLUTION
     positions = np.arange(max_len, dtype=np.float64)[:, None]
     frequencies = np.exp(-math.log(10000.0) * np.arange(0, d_model, 2) / d_model)
@@ -373,8 +367,7 @@ def sinusoidal_encoding(max_len, d_model, dtype=DEFAULT_FLOAT):
 
 def _check_positions(layer, x, max_len, d_model):
     """x as a Tensor of shape (..., T, d_model) with T <= max_len; a clear error otherwise."""
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x)
     if x.ndim < 2 or x.shape[-1] != d_model:
         raise ValueError(
             f"{layer}: expected input of shape (..., seq_len, {d_model}) (token vectors), got shape {x.shape}"
@@ -393,8 +386,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, max_len, d_model, dtype=DEFAULT_FLOAT):
         super().__init__()
-        self.max_len = _check_size("SinusoidalPositionalEncoding", "max_len", max_len)
-        self.d_model = _check_size("SinusoidalPositionalEncoding", "d_model", d_model)
+        self.max_len = check_positive_int("SinusoidalPositionalEncoding", "max_len", max_len)
+        self.d_model = check_positive_int("SinusoidalPositionalEncoding", "d_model", d_model)
         self.encoding = Tensor(sinusoidal_encoding(max_len, d_model, dtype), dtype=dtype)  # not a buffer: recomputed
 
     def forward(self, x):
@@ -467,12 +460,12 @@ class LearnedPositionalEmbedding(Module):
         """Create `self.weight`, a Parameter of shape (max_len, embedding_dim) drawn from N(0, 1).
 
         TODO: validate and store both sizes, then create the table as in `Embedding`.
-        HINT: `_check_size` and `randn`, as in Step 3.
+        HINT: `check_positive_int` and `randn`, as in Step 3.
         """
         super().__init__()
         ### BEGIN SOLUTION
-        self.max_len = _check_size("LearnedPositionalEmbedding", "max_len", max_len)
-        self.embedding_dim = _check_size("LearnedPositionalEmbedding", "embedding_dim", embedding_dim)
+        self.max_len = check_positive_int("LearnedPositionalEmbedding", "max_len", max_len)
+        self.embedding_dim = check_positive_int("LearnedPositionalEmbedding", "embedding_dim", embedding_dim)
         self.weight = Parameter(randn(self.max_len, self.embedding_dim, dtype=dtype).data, dtype=dtype)
         ### END SOLUTION
 

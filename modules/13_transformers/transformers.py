@@ -88,12 +88,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinytorch.core.activations import GELU_TANH_CUBIC, SQRT_2_OVER_PI
 from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.embeddings import Embedding, LearnedPositionalEmbedding
-from tinytorch.core.layers import Dropout, Linear, Module, ModuleList, Parameter
+from tinytorch.core.layers import Dropout, Linear, Module, ModuleList, Parameter, normal_
 from tinytorch.core.losses import cross_entropy
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, rand, randn, register_backward
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, register_backward
 
 # %% [markdown]
 # ## Step 1: layer normalisation from primitives
@@ -184,8 +185,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     HINT: `x.data.mean(axis=axes, keepdims=True)`; do the rest in place on the centred copy
           (`centred *= rstd`). The variance is `np.mean(centred * centred, axis=axes, keepdims=True)`.
     """
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x)
     axes = _normalized_axes(x, normalized_shape)
     ### BEGIN SOLUTION
     centred = x.data - x.data.mean(axis=axes, keepdims=True)
@@ -343,10 +343,6 @@ test_unit_layer_norm_layer()
 
 # %%
 #| export
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715
-
-
 def gelu_tanh(x):
     """GELU with GPT-2's tanh approximation, as one fused operation (= module 02's gelu(x, "tanh")).
 
@@ -356,13 +352,12 @@ def gelu_tanh(x):
           (c = sqrt(2/pi)); then `np.exp(s, out=s)` (inside `np.errstate(over="ignore")`),
           `s += 1`, `np.reciprocal(s, out=s)`.
     """
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x)
     ### BEGIN SOLUTION
     data = x.data
     s = data * data
-    s *= -2.0 * _GELU_CUBIC * _SQRT_2_OVER_PI
-    s -= 2.0 * _SQRT_2_OVER_PI
+    s *= -2.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI
+    s -= 2.0 * SQRT_2_OVER_PI
     s *= data
     with np.errstate(over="ignore"):
         np.exp(s, out=s)
@@ -383,8 +378,8 @@ def gelu_tanh_backward(grad, out):
     x, s = out._inputs[0].data, out._saved["sigmoid"]
     ### BEGIN SOLUTION
     slope = x * x
-    slope *= 6.0 * _GELU_CUBIC * _SQRT_2_OVER_PI
-    slope += 2.0 * _SQRT_2_OVER_PI
+    slope *= 6.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI
+    slope += 2.0 * SQRT_2_OVER_PI
     slope *= x
     slope *= s
     slope *= 1.0 - s
@@ -534,11 +529,6 @@ class GPTConfig:
     bias: bool = True  # biases in Linear and LayerNorm layers
 
 
-def _normal_(parameter, std):
-    """Overwrite a parameter in place with N(0, std) samples from module 01's seeded generator."""
-    parameter.data[...] = randn(*parameter.shape, dtype=parameter.dtype).data * std
-
-
 class GPT(Module):
     """A GPT language model (decoder-only transformer), nanoGPT's architecture."""
 
@@ -573,19 +563,19 @@ class GPT(Module):
         TODO: N(0, 0.02) for every Linear weight and both embedding tables, zeros for biases;
               then N(0, 0.02 / sqrt(2 n_layer)) for each block's attention.out_proj.weight and
               mlp.down_proj.weight.
-        HINT: `self.modules()` visits every layer; `_normal_(parameter, std)` draws in place.
+        HINT: `self.modules()` visits every layer; `normal_(parameter, 0.0, std)` (module 03) draws in place.
               The tied table is visited twice (as an Embedding and as lm_head): harmless.
         """
         ### BEGIN SOLUTION
         for module in self.modules():
             if isinstance(module, (Linear, Embedding, LearnedPositionalEmbedding)):
-                _normal_(module.weight, 0.02)
+                normal_(module.weight, 0.0, 0.02)
             if isinstance(module, Linear) and module.bias is not None:
                 module.bias.data[...] = 0
         residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
         for block in self.blocks:
-            _normal_(block.attention.out_proj.weight, residual_std)
-            _normal_(block.mlp.down_proj.weight, residual_std)
+            normal_(block.attention.out_proj.weight, 0.0, residual_std)
+            normal_(block.mlp.down_proj.weight, 0.0, residual_std)
         ### END SOLUTION
 
     def forward(self, idx, targets=None):
@@ -662,8 +652,8 @@ class GPT(Module):
         idx = _token_ids(idx, "GPT.generate")
         if not temperature > 0:
             raise ValueError(f"GPT.generate: temperature must be > 0, got {temperature!r}; for greedy decoding use top_k=1")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
-            raise ValueError(f"GPT.generate: top_k must be a positive integer or None, got {top_k!r}")
+        if top_k is not None:
+            check_positive_int("GPT.generate", "top_k (or None)", top_k)
         ids = idx.data
         ### BEGIN SOLUTION
         with no_grad():

@@ -313,7 +313,7 @@ def test_scalar_output_seeds_one_and_fan_out_adds():
 def test_gradient_accumulates_across_two_backward_calls():
     x = Tensor([1.0, 2.0], requires_grad=True)
     (x * 3.0).sum().backward()
-    first = x.grad.copy()
+    first = x.grad.numpy().copy()
     (x * x).sum().backward()
     np.testing.assert_array_equal(x.grad, first + 2 * x.numpy())
     x.grad = None
@@ -325,7 +325,7 @@ def test_retain_graph_allows_a_second_backward_and_the_default_frees_the_graph()
     x = Tensor([1.0, 2.0], requires_grad=True)
     loss = (x.exp() * x).sum()
     backward(loss, retain_graph=True)
-    once = x.grad.copy()
+    once = x.grad.numpy().copy()
     backward(loss)
     np.testing.assert_allclose(x.grad, 2 * once)
     assert loss._inputs == (), "the default backward frees the graph"
@@ -345,10 +345,10 @@ def test_gradients_keep_the_dtype_of_their_tensor():
         x = Tensor(np.array([1.0, 2.0]), dtype=dtype, requires_grad=True)
         (x * Tensor(np.array([3.0, 4.0]), dtype=np.float64)).sum().backward()
         assert x.grad.dtype == dtype
-        assert isinstance(x.grad, np.ndarray)
+        assert isinstance(x.grad, Tensor) and not x.grad.requires_grad, ".grad is a plain Tensor, as in PyTorch"
     scalar = Tensor(2.0, requires_grad=True)
     (scalar * scalar).backward()
-    assert isinstance(scalar.grad, np.ndarray) and scalar.grad.shape == () and scalar.grad == 4.0
+    assert isinstance(scalar.grad, Tensor) and scalar.grad.shape == () and scalar.grad.item() == 4.0
 
 
 def test_integer_tensors_get_no_gradient():

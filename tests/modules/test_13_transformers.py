@@ -224,7 +224,7 @@ def test_gpt_gradients_match_central_differences_in_float64():
     parameters = list(model.parameters())
     _, loss = model(idx, targets)
     loss.backward()
-    analytic = [p.grad.copy() for p in parameters]
+    analytic = [p.grad.numpy().copy() for p in parameters]
     originals = [p.data for p in parameters]
 
     def loss_value(*arrays):
@@ -263,7 +263,7 @@ def test_weight_tying_shares_one_parameter_whose_gradient_sums_both_uses():
     idx = np.array([[1, 2, 3]])
     _, loss = model(idx, np.array([[2, 3, 4]]))
     loss.backward()
-    total = table.grad.copy()
+    total = table.grad.numpy().copy()
     # The output layer alone gives every row a gradient; the embedding adds to rows 1, 2 and 3 only.
     model.zero_grad()
     with no_grad():

@@ -1,12 +1,14 @@
-"""tinytorch_base.files: atomic writes that never leave a half-written or a stray file."""
+"""tinytorch_base.files: atomic writes that never leave a half-written or a stray file; new files; locks."""
 
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tinytorch_base.files import open_atomic, remove_stale_temporaries, write_atomic
+from tinytorch_base.files import file_lock, open_atomic, remove_stale_temporaries, write_atomic, write_new
 
 
 def test_write_atomic_writes_text_and_bytes_and_leaves_no_temporary_file(tmp_path):
@@ -73,3 +75,41 @@ def test_files_that_merely_look_alike_are_never_removed(tmp_path):
         path.write_text("mine")
     write_atomic(target, b"x")
     assert all(path.exists() for path in keep)
+
+
+def test_write_new_never_replaces_a_file_it_numbers_the_next_one(tmp_path):
+    target = tmp_path / "work-20250101-101010.py"
+    assert write_new(target, "first") == target
+    (tmp_path / "work-20250101-101010-2.py").write_text("someone else's")
+    assert write_new(target, b"second") == tmp_path / "work-20250101-101010-3.py"
+    assert sorted((p.name, p.read_text()) for p in tmp_path.iterdir()) == [
+        ("work-20250101-101010-2.py", "someone else's"), ("work-20250101-101010-3.py", "second"),
+        ("work-20250101-101010.py", "first")], "no temporary file is left behind"
+
+
+def test_write_new_from_many_threads_at_once_gives_each_its_own_file(tmp_path):
+    target = tmp_path / "backup.json"
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda n: write_new(target, f"writer {n}"), range(8)))
+    assert len(set(names)) == 8
+    assert sorted(p.read_text() for p in tmp_path.iterdir()) == sorted(f"writer {n}" for n in range(8))
+
+
+LOCKER = """\
+import sys
+from tinytorch_base.files import file_lock
+print("asking", flush=True)
+with file_lock(sys.argv[1]):
+    print("locked", flush=True)
+"""
+
+
+def test_file_lock_makes_another_process_wait_until_it_is_released(tmp_path):
+    lock = tmp_path / "data.json.lock"
+    with file_lock(lock):
+        other = subprocess.Popen([sys.executable, "-c", LOCKER, str(lock)], stdout=subprocess.PIPE, text=True)
+        assert other.stdout.readline() == "asking\n"
+        time.sleep(0.3)
+        assert other.poll() is None, "the other process waits while the lock is held"
+    assert other.communicate(timeout=60)[0] == "locked\n" and other.returncode == 0
+    assert lock.exists(), "the lock file stays: deleting it would let two processes lock two files"

@@ -212,6 +212,25 @@ def test_a_corrupt_progress_file_is_reported_not_crashed_on(tiny, tito, capsys):
     assert "next" in row_of(printed, "01")
 
 
+def test_complete_keeps_what_a_corrupt_progress_file_still_holds_and_names_its_backup(tiny, tito, capsys):
+    (tiny / "tests" / "modules").mkdir(parents=True)
+    (tiny / "tests" / "modules" / "test_01_alpha.py").write_text(
+        "from tinytorch.alpha import alpha_value\n\ndef test_value():\n    assert alpha_value() == 1\n")
+    done = {"started_at": "2025-01-01T10:00:00", "completed_at": "2025-01-02T11:30:00", "tests_passed": 7}
+    original = json.dumps({"version": 1, "modules": {"02": done, "03": "junk", "04": {"completed_at": 5}}})
+    (tiny / ".tito").mkdir()
+    (tiny / ".tito" / "progress.json").write_text(original)
+    assert tito(["module", "complete", "01"]) == 0
+    printed = capsys.readouterr().out
+    [backup] = (tiny / ".tito").glob("progress.corrupt-*.json")
+    assert backup.read_text() == original, "the corrupt file is kept, byte for byte"
+    assert "warning:" in printed and "partly unreadable" in printed and "2 module entries malformed" in printed
+    assert f"saved as it was at {backup};" in printed and "kept what it recorded for 02" in printed
+    progress = progress_store.load_progress(tiny)
+    assert progress.completed_numbers() == {"01", "02"} and progress.modules["02"] == done
+    assert progress.warning is None, "the file was repaired"
+
+
 @pytest.mark.parametrize("horizontal", [False, True])
 def test_checkpoint_timeline_draws_every_checkpoint(tiny, tito, capsys, horizontal):
     progress_store.mark_completed(tiny, "01", 4)

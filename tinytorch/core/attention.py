@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from tinytorch.core.layers import Linear, Module
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, rand, register_backward
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, register_backward
 
 
 def causal_mask(query_len, key_len=None):
@@ -66,8 +66,7 @@ def masked_softmax(scores, mask=None):
 
 
 def _as_float_tensor(x, name):
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x)
     if x.dtype.kind != "f":
         raise TypeError(f"scaled_dot_product_attention: {name} must be floating point, got {x.dtype}")
     return x
@@ -253,8 +252,7 @@ class MultiHeadAttention(Module):
         """
         super().__init__()
         for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"MultiHeadAttention: {name} must be a positive integer, got {value!r}")
+            check_positive_int("MultiHeadAttention", name, value)
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout!r}")
         if embed_dim % num_heads:
@@ -283,8 +281,7 @@ class MultiHeadAttention(Module):
               `_merge_masks(...)` combines the masks (given). Merging is
               `y.permute(0, 2, 1, 3).reshape(B * T, E)`; reshape the projection to (B, T, E).
         """
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
+        x = as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"MultiHeadAttention: expected input of shape (batch, seq_len, {self.embed_dim}), got {x.shape}"

@@ -8,7 +8,11 @@ __all__ = [
     "neg_backward",
     "sum_backward",
     "topological_order",
+    "check_saved_versions",
     "backward",
+    "GradcheckError",
+    "numerical_gradient",
+    "gradcheck",
     "div_backward",
     "pow_backward",
     "exp_backward",
@@ -30,7 +34,6 @@ __all__ = [
     "log_softmax_backward",
     "no_grad",
     "enable_grad",
-    "set_grad_enabled",
 ]
 
 import functools
@@ -38,8 +41,7 @@ import functools
 import numpy as np
 
 from tinytorch.core.tensor import Tensor, backward_rule, register_backward, set_backward_engine
-from tinytorch.core.tensor import is_grad_enabled  # noqa: F401  (re-exported next to no_grad)
-from tinytorch.core.tensor import set_grad_enabled as _set_recording  # module 01's plain switch
+from tinytorch.core.tensor import is_grad_enabled, set_grad_enabled  # module 01's switch, re-exported here
 
 
 def unbroadcast(grad, shape):
@@ -227,9 +229,23 @@ def _accumulate(leaf, grad, grad_is_mine):
     """
     if leaf.grad is None:
         row_major = grad.flags.c_contiguous
-        leaf.grad = grad if (grad_is_mine and row_major) else grad.copy(order="C")
+        array = grad if (grad_is_mine and row_major) else grad.copy(order="C")
+        leaf.grad = Tensor(array, dtype=array.dtype)
     else:
-        np.add(leaf.grad, grad, out=leaf.grad)
+        np.add(leaf.grad.data, grad, out=leaf.grad.data)
+
+
+def check_saved_versions(node):
+    """Raise when an input of `node` changed in place after the forward pass recorded it."""
+    for position, (tensor, seen) in enumerate(zip(node._inputs, node._saved_versions)):
+        if tensor.version != seen:
+            raise RuntimeError(
+                f"backward: input {position} of op '{node._op}' (a tensor of shape {tensor.shape}, "
+                f"{tensor.dtype}) was modified in place after the forward pass (its version is "
+                f"{tensor.version}, the forward pass saw {seen}), so its gradient would be wrong. "
+                "Run the forward pass again after changing it, or change a .clone() instead; an "
+                "optimizer step belongs after backward(), not between forward and backward"
+            )
 
 
 def backward(tensor, gradient=None, retain_graph=False):
@@ -245,8 +261,9 @@ def backward(tensor, gradient=None, retain_graph=False):
           the caller passed). For each node in `reversed(topological_order(tensor))`: pop its
           entry (it may have none, when a rule returned None for it); a leaf
           (`node.is_leaf`) goes to `_accumulate(node, grad, mine)`; otherwise
-          `backward_rule(node._op)(grad, node)` gives the input gradients for `_pass_down`.
-          To free a node, set `node._inputs = ()` and `node._saved = None`.
+          `check_saved_versions(node)` first, then `backward_rule(node._op)(grad, node)` gives the
+          input gradients for `_pass_down`. To free a node, set `node._inputs = ()` and
+          `node._saved = None`.
     """
     seed = _seed_gradient(tensor, gradient)
     pending = {id(tensor): (seed, gradient is None)}
@@ -258,6 +275,7 @@ def backward(tensor, gradient=None, retain_graph=False):
             continue
         if entry is not None:
             grad, grad_is_mine = entry
+            check_saved_versions(node)
             input_grads = backward_rule(node._op)(grad, node)
             _pass_down(pending, node, grad, grad_is_mine, input_grads)
         if not retain_graph:
@@ -265,6 +283,93 @@ def backward(tensor, gradient=None, retain_graph=False):
 
 
 set_backward_engine(backward)
+
+
+class GradcheckError(AssertionError):
+    """backward() and central differences disagree; the message names the input and the gap."""
+
+
+def numerical_gradient(f, inputs, eps=1e-6):
+    """Central-difference gradient of the scalar function `f(*inputs)`, in float64.
+
+    `f` takes NumPy arrays and returns a number; `inputs` is a list of arrays. Each element is
+    moved by +eps and -eps in turn: grad[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps), with
+    an error of order eps^2. Returns one float64 array per input; the inputs are not modified.
+    """
+    arrays = [np.array(a, dtype=np.float64, order="C") for a in inputs]  # C order: reshape(-1) is a view
+    gradients = []
+    for array in arrays:
+        gradient = np.zeros_like(array)
+        flat, flat_gradient = array.reshape(-1), gradient.reshape(-1)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            above = float(f(*arrays))
+            flat[i] = original - eps
+            below = float(f(*arrays))
+            flat[i] = original
+            flat_gradient[i] = (above - below) / (2 * eps)
+        gradients.append(gradient)
+    return gradients
+
+
+def _checked_input(spec, rng):
+    """A shape tuple -> random normal float64 array; a floating array -> float64 (layout kept)."""
+    if isinstance(spec, tuple):
+        return rng.standard_normal(spec)
+    if isinstance(spec, (np.ndarray, np.floating)) and spec.dtype.kind == "f":
+        return np.asarray(spec).astype(np.float64, copy=False)
+    return None
+
+
+def gradcheck(function, *shapes_or_arrays, rng=None, eps=1e-6, atol=1e-6, rtol=1e-5):
+    """Check backward() of `function` against central differences, in float64.
+
+    Each entry of `shapes_or_arrays` is a shape tuple (a random normal input, checked), a
+    floating-point array (used as float64, strided views kept; checked), or anything else
+    (passed to `function` unchanged, not checked). Returns the analytic gradients (NumPy
+    float64 arrays) of the checked inputs; raises GradcheckError naming the input otherwise.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    arrays = [_checked_input(spec, rng) for spec in shapes_or_arrays]
+    checked = [i for i, a in enumerate(arrays) if a is not None]
+    if not checked:
+        raise ValueError("gradcheck: give at least one shape or floating-point array to check")
+
+    def call(values):
+        arguments = list(shapes_or_arrays)
+        for i, value in zip(checked, values):
+            arguments[i] = value
+        return function(*arguments)
+
+    leaves = [Tensor(arrays[i], dtype=np.float64, requires_grad=True) for i in checked]
+    output = call(leaves)
+    if not isinstance(output, Tensor) or output.dtype != np.float64:
+        raise GradcheckError(f"gradcheck: the function must return a float64 Tensor for float64 inputs, got {output!r}")
+    cotangent = rng.standard_normal(output.shape)
+    output.backward(cotangent)
+
+    def contracted(*values):
+        with set_grad_enabled(False):
+            result = call([Tensor(v, dtype=np.float64) for v in values])
+        return np.sum(result.data * cotangent)
+
+    expected = numerical_gradient(contracted, [arrays[i] for i in checked], eps=eps)
+    analytic = []
+    for index, leaf, numerical in zip(checked, leaves, expected):
+        if leaf.grad is None:
+            raise GradcheckError(f"gradcheck: input {index} received no gradient")
+        if leaf.grad.shape != leaf.shape or leaf.grad.dtype != np.float64:
+            raise GradcheckError(f"gradcheck: input {index} of shape {leaf.shape} got a gradient of shape "
+                                 f"{leaf.grad.shape} and dtype {leaf.grad.dtype}")
+        gap = np.abs(leaf.grad.data - numerical)
+        if not np.all(gap <= atol + rtol * np.abs(numerical)):
+            raise GradcheckError(
+                f"gradcheck: input {index} (shape {leaf.shape}): backward() and central differences differ "
+                f"by up to {gap.max():.3g}\nbackward: {leaf.grad.data}\nnumerical: {numerical}"
+            )
+        analytic.append(leaf.grad.data)
+    return analytic
 
 
 @register_backward("div")
@@ -530,7 +635,7 @@ def log_softmax_backward(grad, out):
 
 
 class _GradMode:
-    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
+    """Base of no_grad / enable_grad: a context manager and a decorator."""
 
     mode = True
 
@@ -538,9 +643,10 @@ class _GradMode:
         """Turn recording to `self.mode`, remembering the previous setting.
 
         TODO: store the previous mode and switch to `self.mode`.
-        HINT: `_set_recording(mode)` (module 01's set_grad_enabled) returns the previous mode.
+        HINT: `is_grad_enabled()` reads the mode; `set_grad_enabled(mode)` switches it.
         """
-        self._previous = _set_recording(self.mode)
+        self._previous = is_grad_enabled()
+        set_grad_enabled(self.mode)
         return self
 
     def __exit__(self, *exception):
@@ -548,7 +654,7 @@ class _GradMode:
 
         TODO: switch back to the mode stored by __enter__.
         """
-        _set_recording(self._previous)
+        set_grad_enabled(self._previous)
         return False
 
     def __call__(self, function):
@@ -556,11 +662,8 @@ class _GradMode:
 
         @functools.wraps(function)
         def run_in_mode(*args, **kwargs):
-            previous = _set_recording(mode)
-            try:
+            with set_grad_enabled(mode):
                 return function(*args, **kwargs)
-            finally:
-                _set_recording(previous)
 
         return run_in_mode
 
@@ -575,18 +678,3 @@ class enable_grad(_GradMode):
     """Operations inside record the graph, even within no_grad() (as torch.enable_grad)."""
 
     mode = True
-
-
-class set_grad_enabled(_GradMode):
-    """Turn recording on or off now; used with `with`, the previous mode returns at the end.
-
-    Module 01's `set_grad_enabled` is the plain switch (it returns the previous mode); this one
-    is PyTorch's `torch.set_grad_enabled`, which works both as a call and as a context manager.
-    """
-
-    def __init__(self, mode):
-        self.mode = bool(mode)
-        self._previous = _set_recording(self.mode)
-
-    def __enter__(self):
-        return self

@@ -27,15 +27,25 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinytorch.core.layers import Module, Parameter
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, rand, register_backward
+from tinytorch.core.layers import Module, Parameter, uniform_
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, register_backward
+
+
+_SMALLEST = {"padding": 0}  # padding may be 0; kernel sizes, strides, dilations, output sizes: 1
 
 
 def _pair(value, name="value"):
-    """(value, value) for an int, the pair itself for a pair: PyTorch's `kernel_size=3` or `(3, 5)`."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    """(value, value) for an int, the pair itself for a pair: PyTorch's `kernel_size=3` or `(3, 5)`.
+
+    Checked at once, so that `Conv2d(1, 1, 0)` or `stride=0` fails where it is written, not at
+    the first forward pass.
+    """
+    smallest = _SMALLEST.get(name, 1)
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    if min(pair) < smallest:
+        raise ValueError(f"{name} must be at least {smallest} (an int or a pair of them), got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -135,11 +145,6 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     return cols.reshape(C * kh * kw, N * Ho * Wo)
 
 
-def _as_tensor(value):
-    """A Tensor as is; NumPy arrays and lists are wrapped (float64 becomes float32, as always)."""
-    return value if isinstance(value, Tensor) else Tensor(value)
-
-
 def _check_conv_arguments(op, x, weight, bias, groups):
     """Shapes and dtypes of a convolution's operands, explained when they do not fit."""
     if x.ndim != 4:
@@ -178,8 +183,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
           `y.reshape(O, N, Ho * Wo).transpose(1, 0, 2)` is the NCHW order: add the bias with
           `np.add(..., bias[:, None], out=out)` to reorder and add in one pass.
     """
-    input, weight = _as_tensor(input), _as_tensor(weight)
-    bias = None if bias is None else _as_tensor(bias)
+    input, weight = as_tensor(input), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
     _check_conv_arguments("conv2d", input, weight, bias, groups)
     stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     N, C, H, W = input.shape
@@ -279,14 +284,6 @@ def conv2d_backward(grad, out):
     return (grad_input, grad_weight) if bias is None else (grad_input, grad_weight, grad_bias)
 
 
-def _uniform_parameter(shape, bound, dtype):
-    """A Parameter drawn from U(-bound, bound) with module 01's seeded generator."""
-    data = rand(*shape, dtype=dtype).data
-    data *= 2 * bound
-    data -= bound
-    return Parameter(data, dtype=dtype)
-
-
 class Conv2d(Module):
     """2-D convolution over NCHW input, with PyTorch's arguments, weight layout and initialisation."""
 
@@ -296,12 +293,11 @@ class Conv2d(Module):
 
         TODO: check the channel counts against `groups`, store the hyperparameters (as pairs),
               and create the parameters from U(-bound, bound), bound = 1 / sqrt(fan_in).
-        HINT: fan_in = in_channels // groups * kh * kw; `_uniform_parameter(shape, bound, dtype)`.
+        HINT: fan_in = in_channels // groups * kh * kw; `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)`.
         """
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
+            check_positive_int("Conv2d", name, value)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: groups={groups} must divide both in_channels={in_channels} and "
@@ -315,13 +311,12 @@ class Conv2d(Module):
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = _uniform_parameter(shape, bound, dtype)
-        self.bias = _uniform_parameter((self.out_channels,), bound, dtype) if bias else None
+        self.weight = uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.empty(self.out_channels), dtype=dtype), -bound, bound) if bias else None
 
     def forward(self, x):
         """Convolve x (N, in_channels, H, W) into (N, out_channels, Ho, Wo)."""
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
+        x = as_tensor(x)
         if x.ndim == 4 and x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r} expected an input with {self.in_channels} channels, got shape {x.shape}; "
@@ -404,7 +399,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
     HINT: `(view for _, view in _taps(padded, kernel, stride, dilation, out_size))` is a
           generator of the taps' views.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     kernel, stride, padding, dilation, out_size = _pool_geometry("max_pool2d", input, kernel_size, stride, padding, dilation)
     padded = _pad_spatial(input.data, padding[0], padding[1], value=-np.inf)
     taps = (view for _, view in _taps(padded, kernel, stride, dilation, out_size))
@@ -453,7 +448,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
           Python loop over H*W taps. `_taps(padded, kernel, stride, (1, 1), out_size)` yields
           the views of the general path; start from a copy of the first and add the others.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     kernel, stride, padding, dilation, out_size = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1)
     N, C, H, W = input.shape
     if _tiles_exactly(kernel, stride, padding, dilation, (H, W), out_size):
@@ -500,7 +495,7 @@ def adaptive_avg_pool2d(input, output_size):
           with kernel = stride = input size // output size.
     HINT: the error for a size that does not divide should say which sizes and suggest one that does.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     if input.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     oh, ow = _pair(output_size, "output_size")
@@ -575,7 +570,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
           `np.einsum("ncl->c", x3)` sums per channel. Momentum None means a cumulative average
           (PyTorch's rule) and needs a batch counter, which BatchNorm2d passes in as `momentum`.
     """
-    input = _as_tensor(input)
+    input = as_tensor(input)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input of shape (N, C, ...), got shape {input.shape}")
     N, C = input.shape[:2]
@@ -669,8 +664,7 @@ class BatchNorm2d(Module):
         HINT: `self.register_buffer(name, Tensor(...))`; attributes set to None still exist.
         """
         super().__init__()
-        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
-            raise ValueError(f"BatchNorm2d: num_features must be a positive integer (the channel count), got {num_features!r}")
+        check_positive_int("BatchNorm2d", "num_features", num_features)
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.weight = Parameter(np.ones(num_features, dtype=dtype), dtype=dtype) if affine else None
@@ -684,8 +678,7 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         """Normalise x (N, C, H, W): batch statistics in training, running statistics in eval."""
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
+        x = as_tensor(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r} expected a 4-D input (N, {self.num_features}, H, W), got shape {x.shape}; "

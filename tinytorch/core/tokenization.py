@@ -11,22 +11,22 @@ __all__ = [
     "merge_pair",
     "train_bpe",
     "encode_chunk",
+    "MAX_VOCAB_SIZE",
+    "MAX_TOKEN_BYTES",
     "BPETokenizer",
     "BPE_FORMAT",
     "BPE_FORMAT_VERSION",
-    "write_json_atomic",
     "read_tokenizer_file",
 ]
 
 import json
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict, namedtuple
 from pathlib import Path
 
 import numpy as np
 
+from tinytorch_base.files import write_atomic
 from tinytorch.core.tensor import Tensor
 
 
@@ -331,6 +331,11 @@ def encode_chunk(data, merge_ids):
 
 
 _CACHE_LIMIT = 100_000  # distinct chunks remembered by encode; the cache restarts beyond this
+# What a tokenizer may build, so that a file cannot ask for unbounded memory: 41 merges that each
+# double the last token make a token of 2 TiB. Real vocabularies have up to ~256k tokens, and a
+# token is at most one pre-tokenized chunk: a word, a number or a run of spaces or punctuation.
+MAX_VOCAB_SIZE = 1 << 18  # 262,144 tokens
+MAX_TOKEN_BYTES = 256  # so all the tokens together hold at most 64 MiB
 
 
 class BPETokenizer(Tokenizer):
@@ -353,6 +358,12 @@ class BPETokenizer(Tokenizer):
               is the token that a merge makes.
         """
         merges = [tuple(pair) for pair in merges]
+        special_tokens = list(special_tokens)
+        if 256 + len(merges) + len(special_tokens) > MAX_VOCAB_SIZE:
+            raise ValueError(
+                f"BPETokenizer: {len(merges):,} merges and {len(special_tokens):,} special tokens make more than "
+                f"MAX_VOCAB_SIZE = {MAX_VOCAB_SIZE:,} tokens; train a smaller vocabulary"
+            )
         for rank, pair in enumerate(merges):
             if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) and 0 <= i < 256 + rank for i in pair):
                 raise ValueError(
@@ -360,10 +371,18 @@ class BPETokenizer(Tokenizer):
                     f"or a token made by an earlier merge (< {256 + rank})"
                 )
         merges = [(int(first), int(second)) for first, second in merges]
+        # Each token's length follows from the merges alone: refuse a token too long before building any.
+        lengths = [1] * 256
+        for rank, (first, second) in enumerate(merges):
+            lengths.append(lengths[first] + lengths[second])
+            if lengths[-1] > MAX_TOKEN_BYTES:
+                raise ValueError(
+                    f"BPETokenizer: merge {rank} {(first, second)} makes a token of {lengths[-1]:,} bytes, more than "
+                    f"MAX_TOKEN_BYTES = {MAX_TOKEN_BYTES}; merges this long are damaged or crafted to exhaust memory"
+                )
         if len(set(merges)) != len(merges):
             repeated = next(pair for pair, count in Counter(merges).items() if count > 1)
             raise ValueError(f"BPETokenizer: the pair {repeated} is merged twice; each pair may be merged once")
-        special_tokens = list(special_tokens)
         for token in special_tokens:
             if not isinstance(token, str) or not token:
                 raise ValueError(f"BPETokenizer: special tokens must be non-empty strings, got {token!r}")
@@ -438,14 +457,15 @@ class BPETokenizer(Tokenizer):
         return b"".join([token_bytes[token] for token in ids]).decode("utf-8", errors="replace")
 
     def save(self, path):
-        """Write the tokenizer to `path` as JSON, atomically (see `write_json_atomic`)."""
-        write_json_atomic(path, {
+        """Write the tokenizer to `path` as JSON, atomically (`write_atomic`: never half a file)."""
+        payload = {
             "format": BPE_FORMAT,
             "version": BPE_FORMAT_VERSION,
             "pattern": PRETOKENIZE_PATTERN.pattern,
             "merges": [list(pair) for pair in self.merges],
             "special_tokens": self.special_tokens,
-        })
+        }
+        write_atomic(path, json.dumps(payload, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path):
@@ -465,31 +485,6 @@ BPE_FORMAT = "tinytorch-bpe"
 BPE_FORMAT_VERSION = 1
 
 
-def write_json_atomic(path, payload):
-    """Write `payload` as JSON to `path` through a temporary file and os.replace.
-
-    TODO: create a temporary file in the target's folder, write the JSON, flush and fsync it,
-          then os.replace it onto `path`; on any failure remove the temporary file.
-    HINT: tempfile.mkstemp(dir=folder, prefix=...) returns (descriptor, name);
-          os.fdopen(descriptor, "w", encoding="utf-8") writes to it.
-    """
-    path = Path(path)
-    folder = path.resolve().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; this is an ordinary file
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, ensure_ascii=False)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def read_tokenizer_file(path):
     """The checked contents of a BPE tokenizer file: a dict with `merges` and `special_tokens`.
 
@@ -497,8 +492,9 @@ def read_tokenizer_file(path):
           BPE_FORMAT_VERSION, this module's pattern, a list `merges` and an object
           `special_tokens` whose ids follow the merges (256 + len(merges), +1, ...).
           Every problem raises a ValueError naming the file and saying how to fix it.
-    HINT: json.loads raises json.JSONDecodeError (it has .msg, .lineno, .colno); read the file
-          as bytes and decode UTF-8 yourself so that a binary file is explained too.
+    HINT: json.loads raises json.JSONDecodeError (it has .msg, .lineno, .colno), and
+          RecursionError for brackets nested thousands deep; read the file as bytes and decode
+          UTF-8 yourself so that a binary file is explained too.
     """
     def invalid(reason):
         return ValueError(f"BPETokenizer.load: {path} is not a usable tokenizer file: {reason}")
@@ -513,6 +509,8 @@ def read_tokenizer_file(path):
             f"it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
             "it may be truncated or hand-edited; save the tokenizer again with BPETokenizer.save"
         ) from None
+    except RecursionError:  # brackets nested thousands deep: a tokenizer file nests three levels
+        raise invalid("its JSON nests too deeply to be a tokenizer file") from None
     if not isinstance(payload, dict) or payload.get("format") != BPE_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise invalid(f"its format is {found!r}, expected {BPE_FORMAT!r}")

@@ -6,6 +6,7 @@ __all__ = [
     "precision_recall_f1",
     "flatten_state",
     "unflatten_state",
+    "CheckpointError",
     "save_state",
     "load_state",
     "save_checkpoint",
@@ -17,20 +18,22 @@ __all__ = [
     "plot_training_history",
 ]
 
+import hashlib
 import io
 import json
 import math
-import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 
-from tinytorch_base.files import open_atomic, write_atomic
+from tinytorch_base.files import write_atomic
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.losses import BCEWithLogitsLoss
 from tinytorch.core.optimizers import clip_grad_norm_
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, as_tensor
 
 
 def _array(values):
@@ -145,6 +148,12 @@ def precision_recall_f1(predictions, targets, num_classes=None, average="macro")
 
 
 _TAGS = ("__array__", "__tensor__", "__tuple__", "__dict__")
+_MAX_DEPTH = 100  # levels of nesting a skeleton may have; a real checkpoint has fewer than ten
+
+
+def _looks_like_tag(key):
+    """True for a key spelled like a tag ("__array__", "__other__"): a plain dict never uses one."""
+    return isinstance(key, str) and len(key) > 4 and key.startswith("__") and key.endswith("__")
 
 
 def _join(path, key):
@@ -156,15 +165,17 @@ def flatten_state(state, prefix=""):
     """Split a state tree into ({path: NumPy array}, JSON-ready skeleton). Nothing is pickled.
 
     Arrays and Tensors become {"__array__": path} / {"__tensor__": path} in the skeleton; tuples
-    {"__tuple__": [...]}; dicts with a non-string key {"__dict__": [[key, value], ...]}; NumPy
-    scalars plain numbers. Anything else (a function, an object) is refused with its path.
+    {"__tuple__": [...]}; dicts with a non-string key, or a key spelled like a tag ("__x__"),
+    {"__dict__": [[key, value], ...]}; NumPy scalars plain numbers. Anything else (a function,
+    an object) is refused with its path.
 
     TODO: handle each kind of value in turn, recursing into lists, tuples and dicts with the
           path extended by the key (or index).
     HINT: `_join(path, key)` builds a child's path; a file format writes C-ordered arrays
           (copy with `np.array(array, order="C")` when `array.flags.c_contiguous` is False;
           not `np.ascontiguousarray`, which turns a 0-d array into shape (1,));
-          `isinstance(value, np.generic)` catches NumPy scalars, `.item()` converts them.
+          `isinstance(value, np.generic)` catches NumPy scalars, `.item()` converts them;
+          `_looks_like_tag(key)` spots a key that must not stay in a plain dict.
     """
     arrays = {}
     def store(array, path, tag):
@@ -187,7 +198,7 @@ def flatten_state(state, prefix=""):
             items = [visit(item, _join(path, index)) for index, item in enumerate(value)]
             return {"__tuple__": items} if isinstance(value, tuple) else items
         if isinstance(value, dict):
-            plain = all(isinstance(key, str) and key not in _TAGS for key in value)
+            plain = all(isinstance(key, str) and not _looks_like_tag(key) for key in value)
             if plain:
                 return {key: visit(item, _join(path, key)) for key, item in value.items()}
             return {"__dict__": [[key, visit(item, _join(path, key))] for key, item in value.items()]}
@@ -226,7 +237,67 @@ def unflatten_state(arrays, skeleton):
     return build(skeleton)
 
 
+def _check_skeleton(skeleton, arrays):
+    """Raise a ValueError saying what is wrong unless `skeleton` is one that flatten_state makes,
+    naming only arrays in `arrays`.
+
+    A file may have been damaged or written by anyone, and `unflatten_state` trusts its input. This
+    walk uses its own stack, not recursion: a skeleton nested a million levels deep is refused
+    with a message instead of overflowing Python's stack.
+    """
+    pending = [(skeleton, "", 0)]
+    while pending:
+        node, path, depth = pending.pop()
+        where = f"at '{path}'" if path else "at the top level"
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"nests deeper than {_MAX_DEPTH} levels ({where})")
+        children = []
+        if isinstance(node, list):
+            children = list(enumerate(node))
+        elif isinstance(node, dict):
+            tags = [key for key in node if _looks_like_tag(key)]
+            if not tags:
+                children = list(node.items())
+            elif len(node) != 1 or tags[0] not in _TAGS:
+                raise ValueError(f"has an unknown or mixed tag {where}: {sorted(map(str, node))[:5]}")
+            elif tags[0] in ("__array__", "__tensor__"):
+                if not (isinstance(node[tags[0]], str) and node[tags[0]] in arrays):
+                    raise ValueError(f"names the array {node[tags[0]]!r} {where}, which the file does not hold")
+            elif not isinstance(node[tags[0]], list):
+                raise ValueError(f"has a {tags[0]} that is not a list {where}")
+            elif tags[0] == "__tuple__":
+                children = list(enumerate(node["__tuple__"]))
+            else:
+                for pair in node["__dict__"]:
+                    if not (isinstance(pair, list) and len(pair) == 2):
+                        raise ValueError(f"has a __dict__ entry that is not a [key, value] pair {where}")
+                    if not (pair[0] is None or isinstance(pair[0], (bool, int, float, str))):
+                        raise ValueError(f"has the dict key {pair[0]!r} {where}; keys must be strings, numbers, "
+                                         "True/False or None")
+                    children.append(tuple(pair))
+        elif not (node is None or isinstance(node, (bool, int, float, str))):
+            raise ValueError(f"holds a {type(node).__name__} {where}")
+        pending += [(child, _join(path, key), depth + 1) for key, child in children]
+
+
 _METADATA_KEY = "tinytorch"  # where the skeleton lives: safetensors metadata / an npz member
+_CHECKSUM_KEY = "tinytorch_sha256"  # where the checksum of the skeleton and the arrays lives
+_FORMATS = ("safetensors", "npz")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is damaged, is not a TinyTorch checkpoint, or does not fit what it is loaded into."""
+
+
+def _checksum(arrays, metadata):
+    """SHA-256 of the skeleton's JSON text and of every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256(metadata.encode("utf-8"))
+    for name in sorted(arrays):
+        # little-endian, as safetensors stores it, so that both formats give one checksum
+        array = np.asarray(arrays[name], dtype=arrays[name].dtype.newbyteorder("<"), order="C")
+        digest.update(json.dumps([name, array.dtype.str, array.shape]).encode("utf-8"))
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def save_state(path, state, format=None):
@@ -235,66 +306,138 @@ def save_state(path, state, format=None):
     `format` is "safetensors", "npz" or None (safetensors). Returns the Path written.
     """
     format = format or "safetensors"
+    if format not in _FORMATS:
+        raise ValueError(f"save_state: format must be 'safetensors', 'npz' or None, got {format!r}")
     arrays, skeleton = flatten_state(state)
+    try:
+        _check_skeleton(skeleton, arrays)  # what load_state would refuse is never written
+    except ValueError as error:
+        raise ValueError(f"save_state: this state cannot be saved: it {error}") from None
+    objects = [name for name, array in arrays.items() if array.dtype.hasobject]
+    if objects:
+        raise TypeError(f"save_state: the arrays {objects} hold Python objects, which only pickle could store")
     metadata = json.dumps(skeleton)
+    checksum = _checksum(arrays, metadata)
     if format == "safetensors":
         from safetensors.numpy import save
 
-        data = save(arrays, metadata={_METADATA_KEY: metadata})
-    elif format == "npz":
-        if _METADATA_KEY in arrays:
-            raise ValueError(f"save_state: the name '{_METADATA_KEY}' is reserved for the checkpoint's metadata")
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays, **{_METADATA_KEY: np.frombuffer(metadata.encode("utf-8"), dtype=np.uint8)})
-        data = buffer.getvalue()
+        data = save(arrays, metadata={_METADATA_KEY: metadata, _CHECKSUM_KEY: checksum})
     else:
-        raise ValueError(f"save_state: format must be 'safetensors', 'npz' or None, got {format!r}")
+        reserved = sorted({_METADATA_KEY, _CHECKSUM_KEY} & set(arrays))
+        if reserved:
+            raise ValueError(f"save_state: the names {reserved} are reserved for the checkpoint's metadata")
+        texts = {key: np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
+                 for key, value in ((_METADATA_KEY, metadata), (_CHECKSUM_KEY, checksum))}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays, **texts)
+        data = buffer.getvalue()
     return write_atomic(path, data)
 
 
-def _read_safetensors(path, data):
+def _read_safetensors(data):
+    """(arrays, skeleton text, checksum or None) of a safetensors file's bytes."""
     from safetensors.numpy import load
 
+    arrays = load(data)  # checks the header's dtypes, shapes and offsets against the bytes there
     header_size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + header_size])
-    metadata = header.get("__metadata__") or {}
+    metadata = json.loads(data[8 : 8 + header_size]).get("__metadata__") or {}
     if _METADATA_KEY not in metadata:
         raise ValueError(
-            f"{path} is a safetensors file without TinyTorch's checkpoint metadata (another program "
-            "wrote it); read its tensors with safetensors.numpy.load_file"
+            "it is a safetensors file without TinyTorch's checkpoint metadata (another program wrote it); "
+            "read its tensors with safetensors.numpy.load_file"
         )
-    return load(data), metadata[_METADATA_KEY]
+    return arrays, metadata[_METADATA_KEY], metadata.get(_CHECKSUM_KEY)
+
+
+def _read_npy(raw):
+    """The array in the bytes of one .npy file, its header checked against its length first.
+
+    np.load allocates the shape that a header promises before it reads the data: a damaged header
+    promising 10**12 floats would ask for 4 TB.
+    """
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"an array has .npy format version {version}, which np.savez does not write")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("an array holds Python objects, which only pickle could load")
+    expected = stream.tell() + math.prod(shape) * dtype.itemsize
+    if expected != len(raw):
+        raise ValueError(f"an array of shape {shape} needs {expected:,} bytes, and {len(raw):,} are there")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _read_npz(data):
+    """(arrays, skeleton text, checksum or None) of a .npz file's bytes, as np.savez writes it."""
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.infolist():
+            # uncompressed, as np.savez writes: no member can unpack to more bytes than the file holds
+            if not member.filename.endswith(".npy") or member.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"its member {member.filename!r} is not an uncompressed .npy array, as np.savez writes")
+            arrays[member.filename[: -len(".npy")]] = _read_npy(archive.read(member))
+    texts = {}
+    for key in (_METADATA_KEY, _CHECKSUM_KEY):
+        if key in arrays:
+            text = arrays.pop(key)
+            if text.dtype != np.uint8 or text.ndim != 1:
+                raise ValueError(f"its '{key}' member is not text")
+            texts[key] = text.tobytes().decode("utf-8")
+    if _METADATA_KEY not in texts:
+        raise ValueError(f"the .npz file has no '{_METADATA_KEY}' member")
+    return arrays, texts[_METADATA_KEY], texts.get(_CHECKSUM_KEY)
+
+
+def _damaged(path, reason):
+    return CheckpointError(
+        f"load_state: {path} is damaged: {reason}. Load an earlier checkpoint, or copy this one again "
+        "from where it was written"
+    )
 
 
 def load_state(path):
-    """Load a state tree saved by `save_state` (either format; recognised from the bytes)."""
+    """Load a state tree saved by `save_state` (either format; recognised from the bytes).
+
+    Raises CheckpointError, naming the file, for anything but an intact file that save_state wrote.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_state: no checkpoint at {path}")
     data = path.read_bytes()
+    read = _read_npz if data[:4] == b"PK\x03\x04" else _read_safetensors  # a zip archive: NumPy's .npz
     try:
-        if data[:4] == b"PK\x03\x04":  # a zip archive: NumPy's .npz
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-            if _METADATA_KEY not in arrays:
-                raise ValueError(f"the .npz file has no '{_METADATA_KEY}' member")
-            metadata = arrays.pop(_METADATA_KEY).tobytes().decode("utf-8")
-        else:
-            arrays, metadata = _read_safetensors(path, data)
-        skeleton = json.loads(metadata)
-    except (ValueError, UnicodeDecodeError, OSError) as error:
-        raise ValueError(
+        arrays, metadata, checksum = read(data)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SafetensorError) as error:
+        raise CheckpointError(
             f"load_state: {path} is not a TinyTorch checkpoint, or it is damaged ({error}); "
             "checkpoints are written by save_checkpoint in safetensors or .npz format"
         ) from None
+    if checksum is not None and checksum != _checksum(arrays, metadata):  # files saved before checksums have none
+        raise _damaged(path, "checksum mismatch: its arrays or metadata changed after it was saved")
+    try:
+        skeleton = json.loads(metadata)
+    except RecursionError:
+        raise _damaged(path, f"its metadata nests too deeply to read (a checkpoint nests at most {_MAX_DEPTH} levels)") from None
+    except ValueError as error:
+        raise _damaged(path, f"its metadata is not valid JSON ({error})") from None
+    try:
+        _check_skeleton(skeleton, arrays)
+    except ValueError as error:
+        raise _damaged(path, f"its metadata {error}") from None
     return unflatten_state(arrays, skeleton)
+
+
+_CHECKPOINT_FORMAT, _CHECKPOINT_VERSION = "tinytorch-checkpoint", 1
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, extra=None, format=None):
     """Save model weights, optimizer and scheduler state, epoch and history in one atomic file."""
     state = {
-        "format": "tinytorch-checkpoint",
-        "version": 1,
+        "format": _CHECKPOINT_FORMAT,
+        "version": _CHECKPOINT_VERSION,
         "epoch": int(epoch),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -305,16 +448,40 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, histor
     return save_state(path, state, format=format)
 
 
+def _check_checkpoint(path, state):
+    """A CheckpointError unless `state` has the fields that save_checkpoint writes."""
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise CheckpointError(f"load_checkpoint: {path} holds saved state, but not a checkpoint written by save_checkpoint")
+    if state.get("version") != _CHECKPOINT_VERSION:
+        raise CheckpointError(f"load_checkpoint: {path} has checkpoint version {state.get('version')!r}; this "
+                              f"TinyTorch reads version {_CHECKPOINT_VERSION} (a newer TinyTorch wrote it?)")
+    epoch, history = state.get("epoch"), state.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"load_checkpoint: {path} is damaged: its epoch is {epoch!r}, not a whole number >= 0")
+    if not (history is None or isinstance(history, dict) and all(isinstance(v, list) for v in history.values())):
+        raise CheckpointError(f"load_checkpoint: {path} is damaged: its history is not a dict of lists")
+
+
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None):
-    """Read a checkpoint; load its states into the objects given; return the whole checkpoint dict."""
+    """Read a checkpoint; load its states into the objects given; return the whole checkpoint dict.
+
+    All or nothing: every object checks its state (`check_state_dict`) before any is loaded, so a
+    refused checkpoint leaves the model, the optimizer and the scheduler as they were.
+    """
     state = load_state(path)
-    if not isinstance(state, dict) or state.get("format") != "tinytorch-checkpoint":
-        raise ValueError(f"load_checkpoint: {path} holds saved state, but not a checkpoint written by save_checkpoint")
-    for name, target in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
-        if target is None:
-            continue
-        if state[name] is None:
-            raise ValueError(f"load_checkpoint: {path} has no {name} state to load (it was saved without one)")
+    _check_checkpoint(path, state)
+    targets = [(name, target) for name, target in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler))
+               if target is not None]
+    for name, target in targets:
+        if state.get(name) is None:
+            raise CheckpointError(f"load_checkpoint: {path} has no {name} state to load (it was saved without one)")
+        try:
+            target.check_state_dict(state[name])
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise CheckpointError(
+                f"load_checkpoint: the {name} state in {path} does not fit the {name} given; nothing was loaded.\n{error}"
+            ) from None
+    for name, target in targets:
         target.load_state_dict(state[name])
     return state
 
@@ -376,10 +543,6 @@ class EarlyStopping:
         self.epochs_without_improvement = state["epochs_without_improvement"]
 
 
-def _to_tensor(value):
-    return value if isinstance(value, Tensor) else Tensor(value)
-
-
 def _split_batch(batch, where):
     """(inputs, targets) from a batch, with a clear error for anything else."""
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
@@ -388,7 +551,7 @@ def _split_batch(batch, where):
             + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
             + "; a loader is any iterable of (inputs, targets), e.g. [(x, y)] or a DataLoader"
         )
-    return _to_tensor(batch[0]), _to_tensor(batch[1])
+    return as_tensor(batch[0]), as_tensor(batch[1])
 
 
 def _decision_threshold(loss_fn):
@@ -605,11 +768,11 @@ class Trainer:
         try:
             with no_grad():
                 if isinstance(data, (Tensor, np.ndarray)):
-                    return self.model(_to_tensor(data))
+                    return self.model(as_tensor(data))
                 outputs = []
                 for batch in data:
                     inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-                    outputs.append(self.model(_to_tensor(inputs)).data)
+                    outputs.append(self.model(as_tensor(inputs)).data)
         finally:
             self.model.train(was_training)
         if not outputs:
