@@ -12,7 +12,7 @@ the same data; candidates interleaved, median of several repeats after warmup:
         optimizer.zero_grad(); loss.backward()
         optimizer.step()        # SGD, momentum 0.9, Nesterov, weight decay 5e-4
 
-Goals (DESIGN.md): the conv layer within about 2x PyTorch, the training step at most 2.0x.
+Goals: the conv layer within about 2x PyTorch, the training step at most 1.5x.
 The machine is shared: the script prints the load average next to the figures; compare ratios,
 not absolute times, and measure when the load is low. Both frameworks use the same number of
 threads: PyTorch is set to OPENBLAS_NUM_THREADS when that variable is set (NumPy's BLAS reads

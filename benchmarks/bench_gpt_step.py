@@ -13,7 +13,7 @@ Shakespeare): 4 layers, 4 heads, 128-wide embeddings, a 64-character context, ba
 PyTorch runs a twin of module 13's GPT written here (nanoGPT's architecture, the same layer
 names), loaded with TinyTorch's initial weights and checked to give the same loss, in the same
 process, with the same threads, on the same batch; the candidates are interleaved and the
-median ratio is reported (goal: TinyTorch at most 2.0x PyTorch, DESIGN.md). The script also
+median ratio is reported (goal: TinyTorch at most 1.2x PyTorch). The script also
 measures generation speed: tokens per second of `generate` from a one-character prompt (no KV
 cache in either: each new token re-reads the cropped context, as nanoGPT does).
 

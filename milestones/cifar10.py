@@ -22,8 +22,8 @@ code, in spirit the North Star snippet of the course:
                                  [--epochs N] [--out DIR]
 
 Data: DIR/cifar-10-batches-py/ (or cifar-10-python.tar.gz, extracted on first use), where DIR is
---data, else $TINYTORCH_DATA (on the course machines TINYTORCH_DATA=/work/tt-data, which holds
-a JPEG-quality-75 copy of CIFAR-10: report its figures as "CIFAR-10 (JPEG q75 copy)"). 2,000
+--data, else $TINYTORCH_DATA, else ~/.cache/tinytorch. (The figures in the README were measured
+on a JPEG-quality-75 copy of CIFAR-10; report such figures as "CIFAR-10 (JPEG q75 copy)".) 2,000
 training images are held out as the validation set that picks the best epoch; the 10,000 test
 images are used once, at the end.
 

@@ -27,8 +27,7 @@ which would cancel any bias, and adds its own shift (beta).
 
 from __future__ import annotations
 
-from tinytorch.core.activations import ReLU
-from tinytorch.core.layers import Flatten, Linear, Sequential
+from tinytorch.core.layers import Flatten, Linear, ReLU, Sequential
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, MaxPool2d
 
 # (out_channels, max pool after the block?) for each 3x3 conv block; the input has 3 channels.

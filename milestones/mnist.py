@@ -12,8 +12,8 @@ that the Foundation tier builds, with nothing but TinyTorch:
 
     python milestones/mnist.py [--quick] [--seed N] [--data DIR] [--download] [--epochs N] [--out DIR]
 
-Data: the four MNIST .gz files in DIR/mnist/, where DIR is --data, else $TINYTORCH_DATA (on the
-course machines: TINYTORCH_DATA=/work/tt-data). 5,000 training images are held out as the
+Data: the four MNIST .gz files in DIR/mnist/, where DIR is --data, else $TINYTORCH_DATA, else
+~/.cache/tinytorch (see the README's Data section). 5,000 training images are held out as the
 validation set that picks the best epoch; the test split is used once, at the end.
 
 Bar (full run, 4 epochs): at least 97.5% accuracy on the 10,000 test images. `--quick` trains on
@@ -32,7 +32,6 @@ import numpy as np
 from _common import ROOT, Milestone
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
-from tinytorch.core.activations import ReLU
 from tinytorch.core.dataloader import (
     DATA_ENV,
     MNIST,
@@ -47,7 +46,7 @@ from tinytorch.core.dataloader import (
     ToTensor,
     data_dir,
 )
-from tinytorch.core.layers import Flatten, Linear, Sequential
+from tinytorch.core.layers import Flatten, Linear, ReLU, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam, CosineAnnealingLR
 from tinytorch.core.tensor import manual_seed
@@ -79,7 +78,7 @@ def load_split(dataset_class, root, train, download, transform):
         raise MissingData(
             f"{dataset_class.__name__} could not be read from the data folder {folder}:\n  {error}\n"
             f"Fix: put the files there, or point the milestone at the folder that holds them with "
-            f"--data DIR or {DATA_ENV}=DIR (on the course machines {DATA_ENV}=/work/tt-data), "
+            f"--data DIR or {DATA_ENV}=DIR, "
             "or run with --download."
         ) from None
 

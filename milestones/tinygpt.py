@@ -83,8 +83,8 @@ def load_text(data_file, download):
     except (FileNotFoundError, DatasetError) as error:
         raise MissingData(
             f"tinygpt needs Tiny Shakespeare and could not read it:\n  {error}\n"
-            f"Fix: put tinyshakespeare.txt in a folder and set {DATA_ENV} to that folder "
-            f"(e.g. {DATA_ENV}=../shared/data on the course machines), or run with --download, "
+            f"Fix: put tinyshakespeare.txt in a folder and set {DATA_ENV} to that folder, "
+            "or run with --download, "
             "or train on another text with --data FILE."
         ) from None
     return train.text, val.text, "Tiny Shakespeare"

@@ -138,3 +138,36 @@ def public_names(code: str) -> list[str]:
             candidates = []
         names += [n for n in candidates if not n.startswith("_") and n not in names and n != "__all__"]
     return names
+
+
+TEACHING_NOTES = ("TODO:", "HINT:")  # the learner's instructions in a docstring
+
+
+def strip_teaching_notes(code: str) -> str:
+    """`code` with the TODO: / HINT: paragraphs of its docstrings removed.
+
+    The module file keeps them for the learner; the exported package reads as a library. A
+    note runs from its keyword to the next line that is indented no deeper than the keyword
+    (the closing quotes, or the next paragraph); a blank line left just before the closing
+    quotes goes too.
+    """
+    lines = code.splitlines()
+    docstring_lines = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                docstring_lines.update(range(first.lineno, first.end_lineno + 1))
+    kept, note_indent = [], None
+    for number, line in enumerate(lines, start=1):
+        indent = len(line) - len(line.lstrip())
+        if note_indent is not None and line.strip() and indent > note_indent:
+            continue  # the note goes on
+        note_indent = None
+        if number in docstring_lines and line.lstrip().startswith(TEACHING_NOTES):
+            note_indent = indent
+            continue
+        if line.strip() in ('"""', "'''") and kept and not kept[-1].strip() and number in docstring_lines:
+            kept.pop()  # the blank line that separated the notes from the description
+        kept.append(line)
+    return "\n".join(kept)

@@ -1005,6 +1005,12 @@ def _dims(dim, ndim):
     return () if ndim == 0 else tuple(int(d) % ndim for d in dims)
 
 
+def _single_axis(dim, ndim):
+    """The one NumPy axis that `dim` names (None for a 0-d tensor, which has none)."""
+    dims = _dims(dim, ndim)
+    return dims[0] if dims else None
+
+
 def sum(a, dim=None, keepdim=False):
     """Sum over `dim` (None: all elements)."""
     ### BEGIN SOLUTION
@@ -1039,7 +1045,7 @@ def argmax(a, dim=None, keepdim=False):
     """Index of the largest value over `dim` (None: into the flattened tensor)."""
     if dim is None:
         return Tensor(np.argmax(a.data))
-    return Tensor(np.argmax(a.data, axis=_dims(dim, a.ndim)[0], keepdims=keepdim))
+    return Tensor(np.argmax(a.data, axis=_single_axis(dim, a.ndim), keepdims=keepdim))
 
 
 def max(a, dim=None, keepdim=False):
@@ -1053,7 +1059,7 @@ def min(a, dim=None, keepdim=False):
     """PyTorch's min: the smallest element, or `(values, indices)` along `dim`."""
     if dim is None:
         return -amax(-a)
-    return MaxResult(-amax(-a, dim, keepdim), Tensor(np.argmin(a.data, axis=_dims(dim, a.ndim)[0], keepdims=keepdim)))
+    return MaxResult(-amax(-a, dim, keepdim), Tensor(np.argmin(a.data, axis=_single_axis(dim, a.ndim), keepdims=keepdim)))
 
 # %%
 def test_unit_reductions():

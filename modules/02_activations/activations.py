@@ -498,6 +498,7 @@ class GELU(Activation):
     """x * Phi(x) as a layer; approximate="none" (exact, via erf) or "tanh"."""
 
     def __init__(self, approximate="none"):
+        super().__init__()  # cooperative: module 03's Module form of this class runs Module.__init__ here
         if approximate not in _GELU_APPROXIMATIONS:
             raise ValueError(f"GELU: approximate must be 'none' (exact, via erf) or 'tanh', got {approximate!r}")
         self.approximate = approximate
@@ -513,6 +514,7 @@ class Softmax(Activation):
     """Probabilities along `dim` as a layer."""
 
     def __init__(self, dim=-1):
+        super().__init__()
         self.dim = dim
 
     def forward(self, x):
@@ -526,6 +528,7 @@ class LogSoftmax(Activation):
     """Log-probabilities along `dim` as a layer."""
 
     def __init__(self, dim=-1):
+        super().__init__()
         self.dim = dim
 
     def forward(self, x):

@@ -84,6 +84,7 @@ from collections import namedtuple
 
 import numpy as np
 
+import tinytorch.core.activations as activations  # module 02, whose layers become Modules in Step 6
 from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn
 
 # %% [markdown]
@@ -677,15 +678,15 @@ class Linear(Module):
         TODO: set `self.weight` to a Parameter of shape (out_features, in_features) and `self.bias`
               to a Parameter of shape (out_features,) (or None when bias is False), both from
               U(-bound, bound) with bound = 1 / sqrt(in_features).
-        HINT: `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)` makes one.
+        HINT: `uniform_(Parameter(np.zeros(shape, dtype), dtype=dtype), -bound, bound)` makes one.
         """
         super().__init__()
         self.in_features = check_positive_int("Linear", "in_features", in_features)
         self.out_features = check_positive_int("Linear", "out_features", out_features)
         ### BEGIN SOLUTION
         bound = 1.0 / math.sqrt(self.in_features)
-        self.weight = uniform_(Parameter(np.empty((self.out_features, self.in_features)), dtype=dtype), -bound, bound)
-        self.bias = uniform_(Parameter(np.empty(self.out_features), dtype=dtype), -bound, bound) if bias else None
+        self.weight = uniform_(Parameter(np.zeros((self.out_features, self.in_features), dtype), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.zeros(self.out_features, dtype), dtype=dtype), -bound, bound) if bias else None
         ### END SOLUTION
 
     def forward(self, x):
@@ -995,6 +996,57 @@ def test_unit_flatten_dropout_identity():
 test_unit_flatten_dropout_identity()
 
 # %% [markdown]
+# ## Step 6: the activation layers become Modules
+#
+# Module 02's `ReLU()`, `Sigmoid()`, `Tanh()`, `GELU()`, `Softmax()` and `LogSoftmax()` came
+# before `Module` existed, so they are plain callable objects. In PyTorch they are `nn.Module`s:
+# they answer `train()`, `eval()`, `state_dict()`, `named_modules()` like any layer. Here they
+# gain that without a line of their logic written twice: each class below *is* module 02's
+# class (same `forward`, same repr) and a `Module`. Python's method resolution order looks in
+# module 02's class first, then in `Module`; module 02's `__init__`s call `super().__init__()`,
+# which, in these classes, runs `Module.__init__`. `tinytorch.nn.ReLU` is this one.
+
+# %%
+#| export
+class ReLU(activations.ReLU, Module):
+    """max(x, 0) as a Module (module 02's ReLU, with Module's train/eval/state_dict)."""
+
+
+class Sigmoid(activations.Sigmoid, Module):
+    """1 / (1 + exp(-x)) as a Module."""
+
+
+class Tanh(activations.Tanh, Module):
+    """tanh(x) as a Module."""
+
+
+class GELU(activations.GELU, Module):
+    """x * Phi(x) as a Module; approximate="none" (exact, via erf) or "tanh"."""
+
+
+class Softmax(activations.Softmax, Module):
+    """Probabilities along `dim` as a Module."""
+
+
+class LogSoftmax(activations.LogSoftmax, Module):
+    """Log-probabilities along `dim` as a Module."""
+
+# %%
+def test_unit_activation_modules():
+    model = Sequential(Linear(3, 4), ReLU(), Linear(4, 2), LogSoftmax(dim=-1))
+    assert isinstance(model[1], Module) and isinstance(model[1], activations.ReLU)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1", "2", "3"]
+    assert model.eval() is model and not model[1].training, "eval() reaches the activation too"
+    assert repr(GELU(approximate="tanh")) == "GELU(approximate='tanh')" and repr(Softmax(dim=0)) == "Softmax(dim=0)"
+    assert GELU().state_dict() == {} and list(Tanh().parameters()) == []
+    x = Tensor([[-1.0, 0.0, 2.0]])
+    assert ReLU()(x).tolist() == [[0.0, 0.0, 2.0]]
+    print("activation modules: ok")
+
+
+test_unit_activation_modules()
+
+# %% [markdown]
 # ## Systems analysis: what does a layer cost?
 #
 # Three measurements on the MNIST network of the course, an MLP 784-256-128-10:
@@ -1042,7 +1094,6 @@ def measure_linear_forward_ms(batch=128, in_features=784, out_features=256, repe
 
 
 if __name__ == "__main__":
-    from tinytorch.core.activations import ReLU
 
     mlp = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
     print(mlp)
@@ -1093,7 +1144,6 @@ if __name__ == "__main__":
 
 # %%
 def test_integration_model_round_trip():
-    from tinytorch.core.activations import ReLU
     from tinytorch.core.tensor import manual_seed
 
     class Classifier(Module):

@@ -79,6 +79,7 @@
 import numpy as np
 
 from tinytorch.core.activations import log_softmax
+from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor, as_tensor, exp, log, maximum, where
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -481,42 +482,27 @@ test_unit_binary_cross_entropy_with_logits()
 #
 # A training loop builds its loss once, `loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)`,
 # and calls it every step, `loss = loss_fn(logits, targets)`. Each class stores its settings
-# and calls its function; the base class holds what they share. The settings are keyword-only
+# and calls its function; the base class holds what they share. As in PyTorch, a loss is a
+# `Module` (module 03): calling it runs `forward`, and it has no parameters. The settings are keyword-only
 # (`CrossEntropyLoss(reduction="sum")`): PyTorch's first positional argument is a class
 # `weight`, which these losses do not take, and a positional value must not be silently
 # misread.
 
 # %%
 #| export
-class Loss:
-    """What every loss object shares: `loss_fn(input, target)` calls `forward`; no parameters."""
+class Loss(Module):
+    """What every loss shares: a Module whose `forward(input, target)` gives the loss; no parameters."""
 
     def __init__(self, *, reduction="mean"):
+        super().__init__()
         _check_reduction(type(self).__name__, reduction)
         self.reduction = reduction
 
     def forward(self, input, target):
         raise NotImplementedError(f"{type(self).__name__}.forward: a loss must define forward(input, target)")
 
-    def __call__(self, input, target):
-        """`loss_fn(input, target)` runs `loss_fn.forward(input, target)`, as in PyTorch.
-
-        TODO: return `self.forward(input, target)`.
-        HINT: one line.
-        """
-        ### BEGIN SOLUTION
-        return self.forward(input, target)
-        ### END SOLUTION
-
-    def parameters(self):
-        """Losses have no trainable tensors."""
-        return []
-
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 class MSELoss(Loss):
@@ -574,7 +560,7 @@ def test_unit_loss_objects():
     assert pairs[1][0](logits, classes).item() == pairs[1][1].item()
     assert pairs[2][0](logits, classes).item() == pairs[2][1].item()
     assert BCEWithLogitsLoss(reduction="none")(logits, Tensor(np.ones((2, 2)))).shape == (2, 2)
-    assert BCELoss().parameters() == []
+    assert list(BCELoss().parameters()) == [] and isinstance(BCELoss(), Module), "a loss is a Module without parameters"
     assert repr(CrossEntropyLoss(label_smoothing=0.1)) == "CrossEntropyLoss(reduction='mean', label_smoothing=0.1)"
     try:
         MSELoss(reduction="avg")

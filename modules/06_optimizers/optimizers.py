@@ -179,7 +179,7 @@ def _check_kind(owner, state_dict):
     if not isinstance(state_dict, dict):
         raise ValueError(f"{owner}.load_state_dict: expects a dict, as state_dict() returns, got {type(state_dict).__name__}")
     saved = state_dict.get("kind", owner)  # states saved before the kind was recorded carry none
-    if saved != owner:
+    if not isinstance(saved, str) or saved != owner:
         raise ValueError(
             f"{owner}.load_state_dict: this state was saved by {saved!r}, not by {owner}; build the "
             f"{saved} that the saved run used, or do not load this state and let the {owner} start afresh"
@@ -957,8 +957,8 @@ class LRScheduler:
         base_lrs = state_dict.get("base_lrs")
         groups = len(self.optimizer.param_groups)
         if not isinstance(base_lrs, list) or len(base_lrs) != groups:
-            raise ValueError(f"{name}.load_state_dict: base_lrs must be a list of {groups} rates, one per group, "
-                             f"got {base_lrs!r}")
+            raise ValueError(f"{name}.load_state_dict: base_lrs must be a list of one rate per parameter group "
+                             f"({groups} here), got {base_lrs!r}")
         for index, lr in enumerate(base_lrs):
             _check_option(f"{name}.load_state_dict", f"base_lrs[{index}]", lr)
         return state_dict["last_epoch"], list(base_lrs)

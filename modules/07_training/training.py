@@ -285,7 +285,7 @@ test_unit_metrics()
 # the internet is exactly such a file, which is why PyTorch made `torch.load(weights_only=True)`
 # the default in version 2.6 and why the safetensors format exists.
 #
-# Our rule (DESIGN.md): checkpoints hold only **arrays** and **plain data**. So we split the
+# The project's rule: checkpoints hold only **arrays** and **plain data**. So we split the
 # tree in two:
 #
 # - every array (or Tensor) goes into a flat dict `{path: array}` — paths like
@@ -395,14 +395,15 @@ def unflatten_state(arrays, skeleton):
 
 
 def _check_skeleton(skeleton, arrays):
-    """Raise a ValueError saying what is wrong unless `skeleton` is one that flatten_state makes,
-    naming only arrays in `arrays`.
+    """Raise a ValueError saying what is wrong unless `skeleton` is one that flatten_state makes
+    for `arrays`: it names each of them exactly once, and nothing else.
 
     A file may have been damaged or written by anyone, and `unflatten_state` trusts its input. This
     walk uses its own stack, not recursion: a skeleton nested a million levels deep is refused
     with a message instead of overflowing Python's stack.
     """
-    pending = [(skeleton, "", 0)]
+    pending = [(skeleton, "", 1)]  # (node, its path, its level: the top is level 1)
+    named = set()
     while pending:
         node, path, depth = pending.pop()
         where = f"at '{path}'" if path else "at the top level"
@@ -418,8 +419,12 @@ def _check_skeleton(skeleton, arrays):
             elif len(node) != 1 or tags[0] not in _TAGS:
                 raise ValueError(f"has an unknown or mixed tag {where}: {sorted(map(str, node))[:5]}")
             elif tags[0] in ("__array__", "__tensor__"):
-                if not (isinstance(node[tags[0]], str) and node[tags[0]] in arrays):
-                    raise ValueError(f"names the array {node[tags[0]]!r} {where}, which the file does not hold")
+                name = node[tags[0]]
+                if not (isinstance(name, str) and name in arrays):
+                    raise ValueError(f"names the array {name!r} {where}, which the file does not hold")
+                if name in named:
+                    raise ValueError(f"names the array {name!r} twice ({where})")
+                named.add(name)
             elif not isinstance(node[tags[0]], list):
                 raise ValueError(f"has a {tags[0]} that is not a list {where}")
             elif tags[0] == "__tuple__":
@@ -435,6 +440,9 @@ def _check_skeleton(skeleton, arrays):
         elif not (node is None or isinstance(node, (bool, int, float, str))):
             raise ValueError(f"holds a {type(node).__name__} {where}")
         pending += [(child, _join(path, key), depth + 1) for key, child in children]
+    unnamed = sorted(set(arrays) - named)
+    if unnamed:  # flatten_state names every array; a file with others was changed (a renamed entry?)
+        raise ValueError(f"does not name the arrays {unnamed[:5]} that the file holds")
 
 # %% [markdown]
 # ### Test: a state tree survives the split and the rebuild
@@ -586,6 +594,9 @@ def _read_safetensors(data):
             "it is a safetensors file without TinyTorch's checkpoint metadata (another program wrote it); "
             "read its tensors with safetensors.numpy.load_file"
         )
+    unknown = sorted(set(metadata) - {_METADATA_KEY, _CHECKSUM_KEY})
+    if unknown:  # e.g. a damaged checksum entry's name: the file must not pass as one saved without a checksum
+        raise ValueError(f"its metadata has entries {unknown} that TinyTorch does not write")
     return arrays, metadata[_METADATA_KEY], metadata.get(_CHECKSUM_KEY)
 
 
@@ -690,9 +701,10 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, histor
 
 def _check_checkpoint(path, state):
     """A CheckpointError unless `state` has the fields that save_checkpoint writes."""
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+    # Types first: a crafted file may put an array where a string or number belongs, and == on arrays is elementwise.
+    if not (isinstance(state, dict) and isinstance(state.get("format"), str) and state["format"] == _CHECKPOINT_FORMAT):
         raise CheckpointError(f"load_checkpoint: {path} holds saved state, but not a checkpoint written by save_checkpoint")
-    if state.get("version") != _CHECKPOINT_VERSION:
+    if type(state.get("version")) is not int or state["version"] != _CHECKPOINT_VERSION:
         raise CheckpointError(f"load_checkpoint: {path} has checkpoint version {state.get('version')!r}; this "
                               f"TinyTorch reads version {_CHECKPOINT_VERSION} (a newer TinyTorch wrote it?)")
     epoch, history = state.get("epoch"), state.get("history")

@@ -93,6 +93,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tinytorch_base.files import open_atomic
 from tinytorch.core.tensor import Tensor, randint
 
 # %% [markdown]
@@ -791,10 +792,11 @@ test_unit_array_dataset()
 #    download, a disk error or an HTML error page saved under the right name all fail the check.
 #    (MD5 is broken against an attacker who crafts collisions, but it still detects accidents,
 #    and it is what the datasets publish.)
-# 3. **Write atomically.** A download goes to a temporary file in the same folder and is renamed
-#    into place only after its checksum passed; an archive is extracted into a temporary folder
-#    that is renamed when complete. A rename within one file system is atomic: a crash, a
-#    Ctrl-C or a lost connection leaves either nothing or the whole file, never half of it.
+# 3. **Write atomically.** A download goes through `open_atomic` (module 07 explains it): to a
+#    temporary file in the same folder, renamed into place only after its checksum passed; an
+#    archive is extracted into a temporary folder that is renamed when complete. A rename within
+#    one file system is atomic: a crash, a Ctrl-C or a lost connection leaves either nothing or
+#    the whole file, never half of it (and the next write removes what a killed process left).
 # 4. **Offline is an answer, not a crash.** With `download=False` (the default) and a file
 #    missing, the error names the file, the folder to put it in, and the URL to get it from.
 #
@@ -849,42 +851,36 @@ def download_file(urls, destination, md5):
 
 
 def _fetch(url, destination, md5):
-    """Stream one URL into a temporary file beside `destination`; rename it there only if complete and verified."""
+    """Stream one URL into `destination` through `open_atomic`: it appears only complete and verified."""
     from rich.console import Console  # only downloads need rich's progress bar
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    handle, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "tinytorch"})
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(request, timeout=60) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length else None
-            digest, received = hashlib.md5(), 0
-            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-            with Progress(*columns, console=Console(stderr=True)) as progress:
-                task = progress.add_task(destination.name, total=total)
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK_BYTES)
-                    except http.client.IncompleteRead as error:
-                        received += len(error.partial)
-                        break
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    progress.update(task, advance=len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+    request = urllib.request.Request(url, headers={"User-Agent": "tinytorch"})
+    # An error raised inside this block (a cut connection, a wrong checksum) deletes the temporary
+    # file and leaves `destination` as it was; one left by a killed process is removed next time.
+    with open_atomic(destination) as out, urllib.request.urlopen(request, timeout=60) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length else None
+        digest, received = hashlib.md5(), 0
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task(destination.name, total=total)
+            while True:
+                try:
+                    chunk = response.read(_CHUNK_BYTES)
+                except http.client.IncompleteRead as error:
+                    received += len(error.partial)
+                    break
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                progress.update(task, advance=len(chunk))
         if total is not None and received != total:
             raise DatasetError(f"the connection closed after {received:,} of {total:,} bytes")
         if digest.hexdigest() != md5:
             raise DatasetError(f"checksum mismatch: got md5 {digest.hexdigest()}, expected {md5} (a damaged or different file)")
-        os.replace(partial, destination)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def ensure_file(path, urls, md5, download, dataset, accept=None, hint=""):
@@ -1039,13 +1035,15 @@ TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/maste
 TINYSHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_MAX_DIMS = 32  # the header allows 255; NumPy arrays have at most 32 (NumPy 1) or 64 (NumPy 2)
 
 
 def read_idx(raw, name="IDX data"):
     """The array stored in the bytes of an (uncompressed) IDX file, as used by MNIST.
 
-    TODO: check the magic (two zero bytes, a known type code), read the dimensions, check the
-          length, and view the rest of the bytes as an array of that shape.
+    TODO: check the magic (two zero bytes, a known type code) and the number of dimensions
+          (at most _IDX_MAX_DIMS), read the dimensions, check the length, and view the rest of
+          the bytes as an array of that shape.
     HINT: `raw[2]` is the type code and `raw[3]` the number of dimensions;
           `struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])` gives the sizes;
           `np.frombuffer(raw, dtype, offset=header)` does not copy.
@@ -1057,12 +1055,17 @@ def read_idx(raw, name="IDX data"):
             "00 00 <type> <ndim> (00 00 08 03 for MNIST images); the file is damaged or of another format"
         )
     ndim = raw[3]
+    if ndim > _IDX_MAX_DIMS:
+        raise DatasetError(f"{name}: the IDX header declares {ndim} dimensions, more than an array can have "
+                           f"({_IDX_MAX_DIMS}); the file is damaged")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DatasetError(f"{name}: the IDX header is cut off ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = header + math.prod(shape) * dtype.itemsize
+    if math.prod(size for size in shape if size) * dtype.itemsize > np.iinfo(np.intp).max:  # even when a 0 empties it
+        raise DatasetError(f"{name}: the IDX header promises shape {shape}, larger than any array can be; it is damaged")
     if len(raw) != expected:
         raise DatasetError(
             f"{name}: the IDX header promises shape {shape} ({expected:,} bytes) but the file has "
@@ -1074,11 +1077,18 @@ def read_idx(raw, name="IDX data"):
 
 
 def _gunzipped_md5(path):
-    """MD5 of a .gz file's decompressed content; None when it does not decompress (truncated, not gzip)."""
+    """MD5 of a .gz file's decompressed content; None when it does not decompress (truncated, not gzip).
+
+    Read in chunks: a small damaged or hostile .gz can unpack to gigabytes, and it is not trusted yet.
+    """
+    digest = hashlib.md5()
     try:
-        return hashlib.md5(gzip.decompress(Path(path).read_bytes())).hexdigest()
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                digest.update(chunk)
     except (OSError, EOFError, zlib.error):  # not gzip (BadGzipFile is an OSError), cut off, or corrupt
         return None
+    return digest.hexdigest()
 
 
 class MNIST(ArrayDataset):
@@ -1094,11 +1104,13 @@ class MNIST(ArrayDataset):
         prefix = "train" if train else "t10k"
         images = self._read(folder, f"{prefix}-images-idx3-ubyte.gz", download)
         labels = self._read(folder, f"{prefix}-labels-idx1-ubyte.gz", download)
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        if (images.dtype != np.uint8 or images.shape[1:] != (28, 28) or labels.dtype != np.uint8
+                or labels.shape != images.shape[:1]):
             raise DatasetError(
-                f"MNIST: {folder} holds images of shape {images.shape} and labels of shape {labels.shape}; "
-                "expected (N, 28, 28) and (N,). Replace the files with the official ones."
+                f"MNIST: {folder} holds images {images.dtype}{images.shape} and labels {labels.dtype}{labels.shape}; "
+                "expected uint8 (N, 28, 28) and uint8 (N,). Replace the files with the official ones."
             )
+        _check_labels("MNIST", folder / f"{prefix}-labels-idx1-ubyte.gz", labels.tolist(), len(self.classes))
         super().__init__(images[:, None], labels.astype(np.int64), transform)
 
     @staticmethod
@@ -1113,6 +1125,16 @@ class MNIST(ArrayDataset):
         except (OSError, EOFError, zlib.error) as error:
             raise DatasetError(f"MNIST: {path} does not decompress ({error}); delete it and download it again") from None
         return read_idx(raw, str(path))
+
+
+def _check_labels(dataset, path, labels, classes):
+    """A DatasetError naming the file unless every label of the list is an int class index 0 .. classes - 1."""
+    for position, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
+            raise DatasetError(
+                f"{dataset}: {path} holds the label {label!r} at position {position}; labels are class indices "
+                f"0..{classes - 1}. The file is damaged or not {dataset}: replace it with the official one"
+            )
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -1138,7 +1160,8 @@ def read_cifar_batch(path):
     """(data (n, 3072) uint8, labels (n,) int64) from one pickled batch file of cifar-10-batches-py.
 
     TODO: unpickle the file with `_CifarUnpickler(stream, encoding="bytes")` (never pickle.load),
-          then check it is a dict with b"data" (n, 3072) uint8 and n b"labels".
+          check it is a dict with b"data" and b"labels", and take those two (the checks of
+          their shapes, dtypes and label range that follow are given).
     HINT: wrap unpickling errors (except DatasetError, which already explains itself) in a
           DatasetError that names the file and says to extract the archive again.
     """
@@ -1155,14 +1178,28 @@ def read_cifar_batch(path):
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DatasetError(f"CIFAR10: {path} is not a CIFAR-10 batch: expected a dict with b'data' and b'labels'")
-    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
-        raise DatasetError(
-            f"CIFAR10: {path} holds data {data.dtype}{data.shape} and labels {labels.shape}; a CIFAR-10 batch "
-            "holds uint8 (n, 3072) and n labels"
-        )
-    return data, labels
+    data, labels = batch[b"data"], batch[b"labels"]
     ### END SOLUTION
+    # Checked before any conversion: a pickle can repeat one object a million times at 2 bytes a
+    # reference, and np.asarray would copy every repetition.
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        raise DatasetError(
+            f"CIFAR10: {path} holds data {_describe(data)}; a CIFAR-10 batch holds a uint8 array of shape (n, 3072)"
+        )
+    if isinstance(labels, np.ndarray) and labels.ndim == 1:
+        labels = labels.tolist()  # some copies of the dataset store the list of labels as an array
+    if not (isinstance(labels, list) and len(labels) == len(data)):
+        raise DatasetError(f"CIFAR10: {path} holds labels {_describe(labels)}; a CIFAR-10 batch holds a list of "
+                           f"{len(data)} integers, one per image")
+    _check_labels("CIFAR10", path, labels, len(CIFAR10_CLASSES))
+    return data, np.array(labels, dtype=np.int64)
+
+
+def _describe(value):
+    """What a value from a data file is, for an error message: a dtype and shape, or a type and length."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{value.shape}"
+    return type(value).__name__ + (f" of length {len(value)}" if isinstance(value, (list, tuple, bytes)) else "")
 
 
 class CIFAR10(ArrayDataset):
@@ -1242,6 +1279,12 @@ def test_unit_file_formats():
             raise AssertionError("a pickle that loads anything but arrays must be refused")
         except DatasetError as error:
             assert "refuses" in str(error)
+        path.write_bytes(pickle.dumps({b"data": np.zeros((1, 3072), dtype=np.uint8), b"labels": [10]}, protocol=2))
+        try:
+            read_cifar_batch(path)
+            raise AssertionError("CIFAR-10 has classes 0..9: a label 10 means a damaged file")
+        except DatasetError as error:
+            assert "label 10" in str(error) and "data_batch_1" in str(error)
     ### BEGIN HIDDEN TESTS
     wide = np.array([[1, -2]], dtype=">i4")
     raw32 = bytes([0, 0, 0x0C, 2]) + struct.pack(">2I", 1, 2) + wide.tobytes()

@@ -610,7 +610,7 @@ class Conv2d(Module):
 
         TODO: check the channel counts against `groups`, store the hyperparameters (as pairs),
               and create the parameters from U(-bound, bound), bound = 1 / sqrt(fan_in).
-        HINT: fan_in = in_channels // groups * kh * kw; `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)`.
+        HINT: fan_in = in_channels // groups * kh * kw; `uniform_(Parameter(np.zeros(shape, dtype), dtype=dtype), -bound, bound)`.
         """
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -629,8 +629,8 @@ class Conv2d(Module):
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)
-        self.bias = uniform_(Parameter(np.empty(self.out_channels), dtype=dtype), -bound, bound) if bias else None
+        self.weight = uniform_(Parameter(np.zeros(shape, dtype), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.zeros(self.out_channels, dtype), dtype=dtype), -bound, bound) if bias else None
         ### END SOLUTION
 
     def forward(self, x):
@@ -1390,7 +1390,7 @@ def training_memory_by_layer(model, x):
 
 
 if __name__ == "__main__":
-    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import ReLU
     from tinytorch.core.layers import Flatten, Linear, Sequential
 
     def block(cin, cout, pool):
@@ -1450,7 +1450,8 @@ if __name__ == "__main__":
 # %%
 def test_integration_cnn_learns_stripes():
     import tinytorch.core.autograd  # noqa: F401
-    from tinytorch.core.activations import ReLU, log_softmax
+    from tinytorch.core.activations import log_softmax
+    from tinytorch.core.layers import ReLU
     from tinytorch.core.layers import Flatten, Linear, Sequential
     from tinytorch.core.tensor import manual_seed
 

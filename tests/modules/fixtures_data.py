@@ -6,6 +6,9 @@ IDX), CIFAR-10 (`cifar-10-python.tar.gz` holding pickled batches) and Tiny Shake
 download code runs for real. Milestone tests use them too: write the files into a temporary data
 folder, then point `root=` (or TINYTORCH_DATA) at it and, for MNIST, patch
 `tinytorch.core.dataloader.MNIST_FILES` with the checksums that `write_mnist` returns.
+
+At the end, helpers that write checkpoint files by hand (raw safetensors headers, raw .npy
+members), for the tests of module 07's loaders on damaged and hostile files.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import contextlib
 import gzip
 import hashlib
 import io
+import json
 import pickle
 import struct
 import tarfile
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -142,10 +147,14 @@ def write_cifar10_folder(root: Path, fixture: Cifar10Fixture | None = None) -> C
 # ---- a local HTTP server -------------------------------------------------------------------------
 @dataclass
 class CutOff:
-    """A response that promises all of `body` (Content-Length) but sends only `sent` bytes, then hangs up."""
+    """A response that promises all of `body` (Content-Length) but sends only `sent` bytes, then hangs up.
+
+    With `hold`, the connection stalls after those bytes until the event is set (a download in progress).
+    """
 
     body: bytes
     sent: int
+    hold: threading.Event | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -162,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body[:sent])
         self.wfile.flush()
+        if isinstance(payload, CutOff) and payload.hold is not None:
+            payload.hold.wait(timeout=60)
         self.close_connection = True
 
     def log_message(self, format, *args):  # keep test output clean
@@ -193,3 +204,45 @@ def serve_files(files: dict[str, bytes | CutOff] | None = None):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+# ---- checkpoint files written by hand ---------------------------------------------------------------
+# The loaders of module 07 must refuse damaged and hostile files. These helpers write such files
+# the way another program (or an attacker) would: raw safetensors headers, raw .npy members.
+def safetensors_parts(data: bytes) -> tuple[dict, bytes]:
+    """(header dict, tensor bytes) of a safetensors file."""
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size]), data[8 + size :]
+
+
+def safetensors_file(header: dict, body: bytes) -> bytes:
+    """A safetensors file from a header dict (any content, valid or not) and the tensor bytes."""
+    text = json.dumps(header).encode("utf-8")
+    return len(text).to_bytes(8, "little") + text + body
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """One .npy file, as np.save writes it."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def npz_file(members: dict[str, bytes]) -> bytes:
+    """A .npz (a zip of stored .npy members, as np.savez writes) from raw member bytes, named without .npy."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, payload in members.items():
+            archive.writestr(name + ".npy", payload)
+    return buffer.getvalue()
+
+
+def npz_members(data: bytes) -> dict[str, bytes]:
+    """The raw .npy bytes of each member of a .npz, named without .npy."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name[: -len(".npy")]: archive.read(name) for name in archive.namelist()}
+
+
+def text_npy(text: str) -> bytes:
+    """A .npz member holding text as uint8 bytes, as module 07 stores its metadata."""
+    return npy_bytes(np.frombuffer(text.encode("utf-8"), dtype=np.uint8))

@@ -265,3 +265,96 @@ def test_operations_record_the_graph_only_when_a_gradient_is_wanted():
     d = b * b
     assert not d.requires_grad and d.is_leaf
     assert not a.detach().requires_grad
+
+
+# ---- in place, versions, .grad, and arguments checked where they are written -------------------
+def test_in_place_methods_change_the_data_and_count_each_change():
+    from tinytorch.core.tensor import Tensor
+
+    x = Tensor([1.0, 2.0, 3.0])
+    assert x.version == 0
+    assert x.add_(1.0) is x and x.tolist() == [2.0, 3.0, 4.0] and x.version == 1
+    x.mul_(Tensor([2.0, 2.0, 2.0])).add_([1.0, 1.0, 1.0], alpha=-1)
+    assert x.tolist() == [3.0, 5.0, 7.0] and x.version == 3
+    x[1] = 0.0
+    x.fill_(9.0)
+    x.zero_()
+    assert x.tolist() == [0.0, 0.0, 0.0] and x.version == 6
+    x.copy_(np.array([1, 2, 3]))
+    assert x.dtype == np.float32 and x.tolist() == [1.0, 2.0, 3.0] and x.version == 7
+
+
+def test_in_place_changes_of_a_tensor_that_requires_grad_are_refused():
+    from tinytorch.core.tensor import Tensor, set_grad_enabled
+
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    for change in (lambda: w.zero_(), lambda: w.add_(1.0), lambda: w.__setitem__(0, 5.0)):
+        with pytest.raises(RuntimeError, match="requires grad.*no_grad"):
+            change()
+    assert w.tolist() == [1.0, 2.0] and w.version == 0
+    with set_grad_enabled(False):
+        w.add_(1.0)  # allowed, as PyTorch allows it under no_grad()
+    assert w.tolist() == [2.0, 3.0] and w.version == 1
+
+
+def test_grad_is_a_tensor_of_the_same_shape_or_none():
+    from tinytorch.core.tensor import Tensor
+
+    w = Tensor(np.zeros((2, 3)), requires_grad=True)
+    assert w.grad is None
+    gradient = np.arange(6.0).reshape(2, 3)
+    w.grad = gradient
+    assert isinstance(w.grad, Tensor) and w.grad.data is gradient and w.grad.dtype == np.float64
+    assert w.grad.norm().item() == pytest.approx(np.sqrt(55.0))
+    w.grad.zero_()
+    assert not w.grad.any() and w.grad.all().item() is False
+    with pytest.raises(ValueError, match=r"shape \(3,\).*shape \(2, 3\)"):
+        w.grad = np.ones(3)
+    w.grad = None
+    assert w.grad is None
+
+
+@pytest.mark.parametrize("make", [lambda t: t.zeros(2.5, 3), lambda t: t.ones(2, -1), lambda t: t.randn((2, "3")),
+                                  lambda t: t.full((True, 2), 1.0)])
+def test_a_shape_must_be_non_negative_integers(make):
+    import tinytorch.core.tensor as t
+
+    with pytest.raises(ValueError, match="shape"):
+        make(t)
+
+
+def test_cat_explains_an_empty_list_and_a_dim_out_of_range():
+    from tinytorch.core.tensor import Tensor, cat
+
+    with pytest.raises(ValueError, match="no tensors"):
+        cat([])
+    with pytest.raises(IndexError, match="dim 5 is out of range for a tensor with 1 dimensions"):
+        cat([Tensor([1.0]), Tensor([2.0])], dim=5)
+    with pytest.raises(ValueError, match=r"shapes \(1, 2\), \(1, 3\) differ outside dim 0"):
+        cat([Tensor(np.zeros((1, 2))), Tensor(np.zeros((1, 3)))])
+    with pytest.raises(ValueError, match="stack"):
+        cat([Tensor(1.0), Tensor(2.0)])
+
+
+def test_reductions_of_empty_and_zero_dimensional_tensors_speak_our_language():
+    from tinytorch.core.tensor import Tensor, zeros
+
+    with pytest.raises(ValueError, match=r"shape \(0, 3\) has no elements"):
+        zeros((0, 3)).max()
+    assert zeros((0, 3)).sum().item() == 0.0, "an empty sum is 0, as in PyTorch"
+    scalar = Tensor(3.0)
+    assert scalar.sum(dim=0).item() == 3.0 and scalar.sum(dim=-1).item() == 3.0 and scalar.max(dim=0).values.item() == 3.0
+    with pytest.raises(IndexError, match="dim 1 is out of range"):
+        scalar.sum(dim=1)
+
+
+def test_as_tensor_and_check_positive_int():
+    from tinytorch.core.tensor import Tensor, as_tensor, check_positive_int
+
+    t = Tensor([1.0, 2.0])
+    assert as_tensor(t) is t and as_tensor(t, dtype=np.float64).dtype == np.float64
+    assert as_tensor([1, 2]).dtype == np.int64 and as_tensor(np.ones(2)).dtype == np.float32
+    assert check_positive_int("Linear", "in_features", np.int64(3)) == 3
+    for bad in (0, -1, 2.5, True, "3", None):
+        with pytest.raises(ValueError, match=r"Linear: in_features must be a positive integer, got"):
+            check_positive_int("Linear", "in_features", bad)

@@ -310,6 +310,32 @@ def test_load_state_dict_reports_shape_mismatches_and_changes_nothing():
         np.testing.assert_array_equal(array, before[name], err_msg=f"{name} changed although loading failed")
 
 
+@pytest.mark.parametrize("dtype,fill", [(np.complex128, 1j), (np.str_, "x"), (object, None)])
+def test_an_array_that_cannot_be_cast_is_refused_before_anything_is_copied(dtype, fill):
+    model = Encoder()
+    before = model.state_dict()
+    state = Encoder().state_dict()
+    last = ENCODER_NAMES[-1]  # every array before it fits: a copy-as-you-go load would change them
+    state[last] = np.full(state[last].shape, fill, dtype=dtype)
+    with pytest.raises(RuntimeError) as error:
+        model.load_state_dict(state)
+    assert f"{last} is {state[last].dtype} in the checkpoint" in str(error.value)
+    assert "nothing was loaded" in str(error.value)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name], err_msg=f"{name} changed although loading failed")
+
+
+def test_check_state_dict_checks_without_changing_anything():
+    model, source = Encoder(), Encoder()
+    before = model.state_dict()
+    arrays, result = model.check_state_dict(source.state_dict())
+    assert list(arrays) == ENCODER_NAMES and result.missing_keys == [] and result.unexpected_keys == []
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])
+    with pytest.raises(TypeError, match="expects a dict"):
+        model.check_state_dict([("gain", np.ones(6))])
+
+
 def test_load_state_dict_not_strict_loads_what_matches():
     model = Encoder()
     source = Encoder()

@@ -211,7 +211,7 @@ def test_loss_objects_call_their_functions(reduction):
     ]
     for loss_fn, arguments, expected in cases:
         np.testing.assert_array_equal(loss_fn(*arguments).numpy(), expected.numpy())
-        assert loss_fn.parameters() == []
+        assert list(loss_fn.parameters()) == []
         assert repr(loss_fn).startswith(type(loss_fn).__name__ + f"(reduction='{reduction}'")
 
 

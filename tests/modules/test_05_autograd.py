@@ -545,3 +545,48 @@ def test_check_gradients_catches_a_wrong_rule():
 
     with pytest.raises(AssertionError, match="central differences"):
         check_gradients(wrong_square, (3,))
+
+
+# ---- stale graphs: an input changed in place after the forward pass --------------------------------
+def test_writing_into_an_input_after_the_forward_pass_is_refused_at_backward():
+    x = Tensor([1.0, 2.0])
+    w = Tensor([3.0, 4.0], requires_grad=True)
+    y = (x * w).sum()
+    x[0] = 100.0  # before: w.grad came out as [100, 2], silently wrong
+    with pytest.raises(RuntimeError, match=r"input 0 of op 'mul' \(a tensor of shape \(2,\), float32\) was modified in place"):
+        y.backward()
+    assert w.grad is None, "nothing was accumulated"
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_refused():
+    from tinytorch.core.optimizers import SGD
+
+    w = Tensor([1.0, -1.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.1)
+    first = (w * w).sum()
+    first.backward()
+    second = (w * w * 3.0).sum()
+    optimizer.step()  # changes w in place: `second` was computed from the old w
+    with pytest.raises(RuntimeError, match="optimizer step belongs after backward"):
+        second.backward()
+    optimizer.zero_grad()
+    (w * w).sum().backward()  # a fresh forward pass is fine
+    np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
+
+
+def test_an_intermediate_changed_under_no_grad_is_refused_too():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    hidden = x.exp()
+    out = (hidden * 2.0).sum()
+    with no_grad():
+        hidden[0] = 0.0  # the mul's saved input
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.backward()
+
+
+def test_unchanged_graphs_backward_as_before_with_retain_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 8.0])

@@ -256,6 +256,106 @@ def test_load_state_dict_refuses_a_checkpoint_that_does_not_fit():
     assert fresh.state == {}, "a refused checkpoint changes nothing"
 
 
+def stepped(make, seed=0):
+    """An optimizer made by `make` after two steps, so that its state holds arrays."""
+    params = float64_params(seed)
+    optimizer = make(params)
+    for _ in range(2):
+        for param in params:
+            param.grad = np.ones(param.shape)
+        optimizer.step()
+    return optimizer
+
+
+def optimizer_snapshot(optimizer):
+    saved = optimizer.state_dict()
+    return saved["param_groups"], {position: {key: np.copy(value) for key, value in entry.items()}
+                                   for position, entry in saved["state"].items()}
+
+
+def assert_unchanged(optimizer, before):
+    groups, state = optimizer_snapshot(optimizer)
+    assert groups == before[0], "a refused state must leave the options as they were"
+    assert state.keys() == before[1].keys()
+    for position, entry in before[1].items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(state[position][key], value)
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("lr", -5.0, "lr must be >= 0, got -5.0"),
+    ("lr", "abc", "lr must be >= 0, got 'abc'"),
+    ("lr", math.inf, "lr must be a finite number, got inf"),
+    ("lr", math.nan, "lr must be a finite number, got nan"),
+    ("eps", -1.0, "eps must be >= 0"),
+    ("betas", (0.9, 1.5), "betas[1] must be in [0, 1)"),
+    ("betas", 0.9, "betas must be a pair"),
+    ("amsgrad", "false", "amsgrad must be True or False"),
+])
+def test_load_state_dict_applies_the_constructors_checks(option, value, message):
+    optimizer = stepped(lambda p: Adam(p, lr=0.01))
+    before = optimizer_snapshot(optimizer)
+    edited = optimizer.state_dict()
+    edited["param_groups"][0][option] = value
+    with pytest.raises(ValueError) as error:
+        optimizer.load_state_dict(edited)
+    assert message in str(error.value) and "Adam.load_state_dict" in str(error.value)
+    assert_unchanged(optimizer, before)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: SGD(p, lr=math.inf), lambda p: SGD(p, lr=0.1, momentum=math.nan),
+    lambda p: Adam(p, eps=math.inf), lambda p: Adam(p, betas=(math.nan, 0.9)),
+    lambda p: AdamW(p, weight_decay=math.inf), lambda p: RMSprop(p, alpha=math.nan),
+    lambda p: SGD(p, lr=0.1, nesterov="yes"), lambda p: RMSprop(p, centered=1),
+])
+def test_non_finite_options_and_non_boolean_switches_are_refused(make):
+    with pytest.raises(ValueError, match="must be a finite number|must be True or False"):
+        make([Tensor([1.0], requires_grad=True)])
+
+
+@pytest.mark.parametrize("saved_by,loaded_into,message", [
+    (lambda p: SGD(p, lr=0.1, momentum=0.9), lambda p: Adam(p), "saved by 'SGD', not by Adam"),
+    (lambda p: AdamW(p), lambda p: Adam(p), "saved by 'AdamW', not by Adam"),
+    (lambda p: Adam(p), lambda p: RMSprop(p), "saved by 'Adam', not by RMSprop"),
+])
+def test_another_optimizers_state_is_refused_naming_both(saved_by, loaded_into, message):
+    saved = stepped(saved_by).state_dict()
+    target = stepped(loaded_into, seed=1)
+    before = optimizer_snapshot(target)
+    with pytest.raises(ValueError, match=message):
+        target.load_state_dict(saved)
+    assert_unchanged(target, before)
+
+
+def test_a_state_without_its_kind_is_recognised_by_its_options():
+    saved = stepped(lambda p: SGD(p, lr=0.1, momentum=0.9)).state_dict()
+    del saved["kind"]  # as PyTorch and older checkpoints write it
+    with pytest.raises(ValueError, match="lacks Adam's options amsgrad, betas.*another kind of optimizer"):
+        Adam(float64_params()).load_state_dict(saved)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s["state"][0].update(step="abc"), "'step' must be a whole number >= 0"),
+    (lambda s: s["state"][0].update(step=-1), "'step' must be a whole number >= 0"),
+    (lambda s: s["state"][0].update(exp_avg=s["state"][0]["exp_avg"].astype(np.complex128)), "complex128"),
+    (lambda s: s["state"][0].update(exp_avg="zeros"), "'exp_avg' is 'zeros'"),
+    (lambda s: s["state"][0].pop("exp_avg_sq"), "lacks exp_avg_sq"),
+    (lambda s: s["state"].update({7: {}}), "names parameter 7"),
+    (lambda s: s["param_groups"][0].update(params=[0, 0, 1]), "once each"),
+    (lambda s: s.update(state=[1, 2]), "another layout"),
+    (lambda s: s.pop("param_groups"), "another layout"),
+])
+def test_a_damaged_state_is_refused_and_changes_nothing(edit, message):
+    optimizer = stepped(lambda p: Adam(p, lr=0.01))
+    before = optimizer_snapshot(optimizer)
+    saved = optimizer.state_dict()
+    edit(saved)
+    with pytest.raises(ValueError, match=message):
+        optimizer.load_state_dict(saved)
+    assert_unchanged(optimizer, before)
+
+
 def test_zero_grad_sets_none_or_zeros():
     params = float64_params()
     optimizer = SGD(params, lr=0.1)
@@ -467,6 +567,32 @@ def test_scheduler_state_dict_round_trip():
     scheduler.step()
     other.step()
     assert other.get_last_lr() == scheduler.get_last_lr() == [0.125]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s.update(kind="CosineAnnealingLR"), "saved by 'CosineAnnealingLR', not by StepLR"),
+    (lambda s: s.update(last_epoch="x"), "last_epoch must be an integer >= -1, got 'x'"),
+    (lambda s: s.update(base_lrs=[1.0, 2.0]), "base_lrs must be a list of one rate per parameter group \\(1 here\\)"),
+    (lambda s: s.update(base_lrs=[math.inf]), "base_lrs\\[0\\] must be a finite number"),
+    (lambda s: s.pop("base_lrs"), "base_lrs must be a list"),
+])
+def test_scheduler_load_state_dict_checks_first_and_changes_nothing(edit, message):
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=1.0)
+    scheduler = StepLR(optimizer, step_size=2, gamma=0.5)
+    scheduler.step()
+    saved = scheduler.state_dict()
+    edit(saved)
+    with pytest.raises(ValueError, match=message):
+        scheduler.load_state_dict(saved)
+    assert scheduler.last_epoch == 1 and scheduler.base_lrs == [1.0] and optimizer.param_groups[0]["lr"] == 1.0
+
+
+def test_scheduler_options_must_be_finite():
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=1.0)
+    with pytest.raises(ValueError, match="gamma must be a finite number"):
+        StepLR(optimizer, step_size=1, gamma=math.nan)
+    with pytest.raises(ValueError, match="eta_min must be >= 0"):
+        CosineAnnealingLR(optimizer, T_max=5, eta_min=-1.0)
 
 
 def test_scheduler_errors():

@@ -1,5 +1,6 @@
 """Module 07 Training, graded through the exported package `tinytorch.core.training`."""
 
+import io
 import json
 import math
 import os
@@ -16,7 +17,9 @@ from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from tinytorch.core.optimizers import SGD, Adam, LambdaLR, StepLR
 from tinytorch.core.tensor import Tensor, manual_seed
+from tests.modules.fixtures_data import npy_bytes, npz_file, npz_members, safetensors_file, safetensors_parts, text_npy
 from tinytorch.core.training import (
+    CheckpointError,
     EarlyStopping,
     Trainer,
     accuracy,
@@ -73,6 +76,36 @@ def classifier(seed=0, sizes=(2, 16, 3)):
 
 def weights_of(model):
     return {name: value.copy() for name, value in model.state_dict().items()}
+
+
+def trained_run(seed=1):
+    """A classifier with an Adam (moments filled by one epoch) and a StepLR."""
+    inputs, labels = blobs()
+    model = classifier(seed=seed)
+    optimizer = Adam(model.parameters(), lr=0.01)
+    scheduler = StepLR(optimizer, step_size=1, gamma=0.5)
+    Trainer(model, optimizer, CrossEntropyLoss(), scheduler=scheduler, verbose=False).fit(
+        loader_of(inputs, labels, 40), epochs=1)
+    return model, optimizer, scheduler
+
+
+def snapshot(model, optimizer, scheduler):
+    """Everything a load could change, as plain values to compare."""
+    state = {param_index: {key: np.copy(value) for key, value in entry.items()}
+             for param_index, entry in optimizer.state_dict()["state"].items()}
+    groups = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    return weights_of(model), state, groups, scheduler.state_dict()
+
+
+def assert_same_snapshot(before, after):
+    for name, array in before[0].items():
+        np.testing.assert_array_equal(after[0][name], array, err_msg=f"model {name} changed")
+    assert before[1].keys() == after[1].keys(), "optimizer state changed"
+    for position, entry in before[1].items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(after[1][position][key], value, err_msg=f"optimizer {position}/{key} changed")
+    assert before[2] == after[2], "optimizer options changed"
+    assert before[3] == after[3], "scheduler changed"
 
 
 # ---- metrics -------------------------------------------------------------------------------------
@@ -579,3 +612,172 @@ def test_zero_dimensional_arrays_keep_their_shape(tmp_path, fmt):
     loaded = load_state(path)
     assert loaded["count"].shape == () and int(loaded["count"]) == 7
     assert loaded["scale"].shape == ()
+
+
+# ---- untrusted checkpoint files ------------------------------------------------------------------------
+def _unchecked(data, format):
+    """The same file without its checksum, as files saved before checksums existed look."""
+    if format == "safetensors":
+        header, body = safetensors_parts(data)
+        del header["__metadata__"]["tinytorch_sha256"]
+        return safetensors_file(header, body)
+    members = npz_members(data)
+    del members["tinytorch_sha256"]
+    return npz_file(members)
+
+
+def test_a_flipped_byte_in_a_weight_is_detected(tmp_path):
+    model = classifier()
+    path = save_checkpoint(tmp_path / "run.safetensors", model)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x40  # inside the last tensor's bytes: a weight silently becomes another number
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"run\.safetensors is damaged: checksum mismatch"):
+        load_state(path)
+
+
+def test_the_checksum_is_checked_in_npz_files_too(tmp_path):
+    path = save_checkpoint(tmp_path / "run.npz", classifier(), format="npz")
+    members = npz_members(path.read_bytes())
+    members["model/layers.0.bias"] = npy_bytes(np.ones(16, np.float32))  # a valid zip, a changed weight
+    path.write_bytes(npz_file(members))
+    with pytest.raises(CheckpointError, match=r"run\.npz is damaged: checksum mismatch"):
+        load_state(path)
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_files_saved_without_a_checksum_still_load(tmp_path, format):
+    model = classifier(seed=3)
+    path = save_checkpoint(tmp_path / "old.ckpt", model, format=format)
+    path.write_bytes(_unchecked(path.read_bytes(), format))
+    fresh = classifier(seed=4)
+    load_checkpoint(path, fresh)
+    for name, array in weights_of(model).items():
+        np.testing.assert_array_equal(fresh.state_dict()[name], array)
+
+
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 0.5, 0.99])
+def test_a_cut_file_is_the_loaders_error_naming_the_file(tmp_path, format, fraction):
+    path = save_checkpoint(tmp_path / "cut.ckpt", classifier(), format=format)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(CheckpointError, match=r"cut\.ckpt"):
+        load_state(path)
+
+
+def _safetensors_with_metadata(path, skeleton_text):
+    from safetensors.numpy import save
+
+    path.write_bytes(save({"w": np.ones(2, np.float32)}, metadata={"tinytorch": skeleton_text}))
+    return path
+
+
+@pytest.mark.parametrize("skeleton,message", [
+    ({"__array__": "missing"}, "names the array 'missing'"),
+    ({"a": {"__tensor__": 5}}, "names the array 5 at 'a'"),
+    ({"__tuple__": {"x": 1}}, "__tuple__ that is not a list"),
+    ({"__dict__": [[1]]}, "not a \\[key, value\\] pair"),
+    ({"__dict__": [[[1, 2], 3]]}, "dict key \\[1, 2\\]"),
+    ({"__array__": "w", "extra": 1}, "unknown or mixed tag"),
+    ({"__ndarray__": "w"}, "unknown or mixed tag"),
+    (json.loads("[" * 101 + "]" * 101), "nests deeper than 100 levels"),
+])
+def test_malformed_metadata_is_the_loaders_error(tmp_path, skeleton, message):
+    path = _safetensors_with_metadata(tmp_path / "bad.safetensors", json.dumps(skeleton))
+    with pytest.raises(CheckpointError, match=f"bad\\.safetensors is damaged: its metadata .*{message}"):
+        load_state(path)
+
+
+def test_metadata_nested_beyond_the_parser_is_the_loaders_error(tmp_path):
+    path = _safetensors_with_metadata(tmp_path / "deep.safetensors", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="nests too deeply"):
+        load_state(path)
+
+
+def test_a_huge_shape_in_an_npz_header_is_refused_before_allocating(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
+    members = {"w": header.getvalue() + b"\0" * 8, "tinytorch": text_npy('{"__array__": "w"}')}
+    path = tmp_path / "huge.npz"
+    path.write_bytes(npz_file(members))
+    with pytest.raises(CheckpointError, match=r"huge\.npz.*shape \(1000000000000,\) needs"):
+        load_state(path)
+
+
+def test_save_state_refuses_what_load_state_would_refuse(tmp_path):
+    deep = []
+    for _ in range(150):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nests deeper than 100 levels"):
+        save_state(tmp_path / "deep.ckpt", {"history": deep})
+    with pytest.raises(ValueError, match="dict key"):
+        save_state(tmp_path / "tuple-key.ckpt", {"extra": {(1, 2): 3}})
+    with pytest.raises(TypeError, match="pickle"):
+        save_state(tmp_path / "objects.ckpt", {"w": np.array([object()])}, format="npz")
+    assert not list(tmp_path.iterdir()), "nothing is written"
+
+
+def test_keys_spelled_like_tags_survive_a_round_trip(tmp_path):
+    state = {"extra": {"__version__": 2, "__array__": "not an array", "__": 1}}
+    assert load_state(save_state(tmp_path / "keys.ckpt", state)) == state
+
+
+def test_a_refused_optimizer_state_leaves_the_model_as_it_was(tmp_path):
+    model, optimizer, scheduler = trained_run()
+    path = save_checkpoint(tmp_path / "sgd.ckpt", model, SGD(model.parameters(), lr=0.1, momentum=0.9))
+    target = trained_run(seed=7)
+    before = snapshot(*target)
+    with pytest.raises(CheckpointError, match=r"(?s)optimizer state in .*sgd\.ckpt does not fit.*'SGD', not by Adam"):
+        load_checkpoint(path, target[0], target[1])
+    assert_same_snapshot(before, snapshot(*target))
+
+
+def test_a_refused_scheduler_state_leaves_model_and_optimizer_as_they_were(tmp_path):
+    model, optimizer, scheduler = trained_run()
+    state = {"format": "tinytorch-checkpoint", "version": 1, "epoch": 1, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "scheduler": {**scheduler.state_dict(), "base_lrs": [-1.0]},
+             "history": None, "extra": None}
+    path = save_state(tmp_path / "bad-scheduler.ckpt", state)
+    target = trained_run(seed=7)
+    before = snapshot(*target)
+    with pytest.raises(CheckpointError, match="(?s)scheduler state .* base_lrs\\[0\\] must be >= 0"):
+        load_checkpoint(path, *target)
+    assert_same_snapshot(before, snapshot(*target))
+
+
+def test_a_model_state_that_cannot_be_cast_changes_nothing(tmp_path):
+    model, optimizer, scheduler = trained_run()
+    weights = model.state_dict()
+    weights[list(weights)[-1]] = weights[list(weights)[-1]].astype(np.complex64)  # the last array fails
+    state = {"format": "tinytorch-checkpoint", "version": 1, "epoch": 1, "model": weights,
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": None, "extra": None}
+    path = save_state(tmp_path / "complex.ckpt", state)
+    target = trained_run(seed=7)
+    before = snapshot(*target)
+    with pytest.raises(CheckpointError, match="(?s)model state .* complex64"):
+        load_checkpoint(path, *target)
+    assert_same_snapshot(before, snapshot(*target))
+
+
+def test_a_whole_checkpoint_loads_model_optimizer_and_scheduler(tmp_path):
+    source = trained_run()
+    path = save_checkpoint(tmp_path / "run.ckpt", *source, epoch=1)
+    target = trained_run(seed=7)
+    load_checkpoint(path, *target)
+    assert_same_snapshot(snapshot(*source), snapshot(*target))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("version", 2, "version 2"),
+    ("epoch", "three", "epoch is 'three'"),
+    ("epoch", -1, "epoch is -1"),
+    ("history", {"train_loss": 1.0}, "history is not a dict of lists"),
+])
+def test_checkpoint_fields_are_checked(tmp_path, field, value, message):
+    path = save_checkpoint(tmp_path / "fields.ckpt", classifier())
+    state = load_state(path)
+    state[field] = value
+    save_state(path, state)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path, classifier())

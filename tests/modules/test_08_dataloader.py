@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import tinytorch.core.dataloader as dl
 from tests.modules.fixtures_data import (
     CutOff,
+    cifar_batch_bytes,
     gzipped,
     idx_bytes,
     make_cifar10,
@@ -583,6 +584,81 @@ def test_mnist_with_bad_idx_magic_is_reported(monkeypatch, tmp_path):
         MNIST(root=tmp_path, train=False)
 
 
+def _mnist_with(monkeypatch, tmp_path, images, labels):
+    """An MNIST test split holding these arrays, with checksums that pass: only the content is wrong."""
+    folder = tmp_path / "mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    checksums = dict(dl.MNIST_FILES)
+    for name, array in zip(("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"), (images, labels)):
+        raw = idx_bytes(array)
+        (folder / name).write_bytes(gzipped(raw))
+        checksums[name] = (md5(gzipped(raw)), md5(raw))
+    monkeypatch.setattr(dl, "MNIST_FILES", checksums)
+
+
+def test_mnist_labels_outside_0_to_9_are_refused_naming_the_file(monkeypatch, tmp_path):
+    _mnist_with(monkeypatch, tmp_path, np.zeros((3, 28, 28), np.uint8), np.array([1, 10, 2], np.uint8))
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz holds the label 10 at position 1"):
+        MNIST(root=tmp_path, train=False)
+
+
+@pytest.mark.parametrize("images", [np.zeros((2, 32, 32), np.uint8), np.zeros((2, 28, 28), np.float32)])
+def test_mnist_images_of_another_size_or_dtype_are_refused(monkeypatch, tmp_path, images):
+    _mnist_with(monkeypatch, tmp_path, images, np.array([1, 2], np.uint8))
+    with pytest.raises(DatasetError, match=r"expected uint8 \(N, 28, 28\)"):
+        MNIST(root=tmp_path, train=False)
+
+
+def test_an_unverified_gz_is_hashed_without_unpacking_it_into_memory(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzipped(bytes(64 << 20)))  # 64 KiB on disk, 64 MiB unpacked
+    tracemalloc.start()
+    try:
+        digest = dl._gunzipped_md5(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert digest == md5(bytes(64 << 20))
+    assert peak < 8 << 20, f"hashing used {peak:,} bytes of memory"
+
+
+def test_a_killed_download_leaves_no_half_file_and_the_next_one_cleans_up(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    body = bytes(range(256)) * 64
+    hold = threading.Event()
+    destination = tmp_path / "data.bin"
+    with serve_files({"/data.bin": CutOff(body, sent=1000, hold=hold)}) as server:
+        script = ("import sys; from tinytorch.core.dataloader import download_file; "
+                  "download_file([sys.argv[1]], sys.argv[2], sys.argv[3])")
+        writer = subprocess.Popen([sys.executable, "-c", script, server.url("/data.bin"), str(destination), md5(body)],
+                                  cwd=Path(__file__).resolve().parents[2], stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not (server.requests and list(tmp_path.iterdir())):  # connected, its temporary file open
+                assert time.monotonic() < deadline and writer.poll() is None, "the download never started"
+                time.sleep(0.05)
+            time.sleep(0.2)  # reading the first bytes; the rest never comes
+            writer.send_signal(signal.SIGKILL)  # no cleanup code runs
+            writer.wait()
+        finally:
+            hold.set()
+            writer.kill()
+        assert not destination.exists(), "a killed download must not leave a half file under the real name"
+        left = [p.name for p in tmp_path.iterdir()]
+        assert len(left) == 1 and left[0].startswith(".data.bin."), left
+        server.files["/data.bin"] = body
+        dl.download_file([server.url("/data.bin")], destination, md5(body))
+    assert destination.read_bytes() == body
+    assert files_in(tmp_path) == ["data.bin"], "the next download removes what the killed one left"
+
+
 # ---- CIFAR-10 --------------------------------------------------------------------------------------------
 def test_cifar10_download_extracts_atomically_and_caches(monkeypatch, tmp_path):
     fixture = make_cifar10(per_batch=4, test_size=6)
@@ -736,3 +812,32 @@ def test_real_tinyshakespeare():
         pytest.skip("real data not present (tinyshakespeare under $TINYTORCH_DATA or ../shared/data)")
     text = TinyShakespeare(root=REAL).text
     assert len(text) == 1_115_394 and len(set(text)) == 65
+
+
+@pytest.mark.parametrize("labels", [[10], [-1], [1.5], [True], ["3"], [2**70], [None]])
+def test_cifar_labels_outside_the_classes_are_refused_naming_the_file(tmp_path, labels):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(cifar_batch_bytes(np.zeros((1, 3072), np.uint8), labels, "training batch 1 of 5"))
+    with pytest.raises(DatasetError, match=r"data_batch_1 holds the label .* at position 0; labels are class indices 0\.\.9"):
+        dl.read_cifar_batch(path)
+
+
+@pytest.mark.parametrize("data,labels,fragment", [
+    ([[0] * 3072], [1], "holds data list of length 1"),
+    (np.zeros((1, 3072), np.float32), [1], r"holds data float32\(1, 3072\)"),
+    (np.zeros((1, 1024), np.uint8), [1], r"holds data uint8\(1, 1024\)"),
+    (np.zeros((2, 3072), np.uint8), [1], "holds labels list of length 1; .* a list of 2 integers"),
+    (np.zeros((1, 3072), np.uint8), b"\x01", "holds labels bytes of length 1"),
+])
+def test_a_cifar_batch_of_the_wrong_layout_is_refused_naming_the_file(tmp_path, data, labels, fragment):
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=2))
+    with pytest.raises(DatasetError, match=f"test_batch {fragment}"):
+        dl.read_cifar_batch(path)
+
+
+def test_cifar_labels_stored_as_an_array_load_as_int64(tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([3, 9])}, protocol=2))
+    data, labels = dl.read_cifar_batch(path)
+    assert labels.tolist() == [3, 9] and labels.dtype == np.int64

@@ -383,3 +383,17 @@ def test_a_small_cnn_matches_torch_end_to_end(torch):
     our_parameters = dict(ours.named_parameters())
     for name, parameter in theirs.named_parameters():
         np.testing.assert_allclose(our_parameters[name].grad, parameter.grad.numpy(), atol=1e-5, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(kernel_size=0), "kernel_size must be at least 1"),
+    (dict(kernel_size=3, stride=0), "stride must be at least 1"),
+    (dict(kernel_size=3, padding=-1), "padding must be at least 0"),
+    (dict(kernel_size=3, dilation=(1, 0)), "dilation must be at least 1"),
+    (dict(kernel_size=2.5), "kernel_size must be an int or a pair of ints"),
+])
+def test_conv2d_arguments_are_checked_where_the_layer_is_built(arguments, message):
+    # Before: Conv2d(1, 1, 0) raised ZeroDivisionError; stride=0 and padding=-1 were accepted
+    # until the first forward pass.
+    with pytest.raises(ValueError, match=message):
+        Conv2d(1, 1, **arguments)

@@ -393,7 +393,7 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(trained, tmp_path, m
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(tokenization.json, "dump", crash)
+    monkeypatch.setattr(os, "fsync", crash)  # fails after the temporary file was written
     with pytest.raises(OSError, match="disk full"):
         trained.save(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["tokenizer.json"]
@@ -431,3 +431,52 @@ def test_read_tokenizer_file_returns_the_checked_payload(tmp_path):
     assert BPETokenizer.load(path).encode("ab") == [256]
     with pytest.raises(FileNotFoundError):
         BPETokenizer.load(tmp_path / "missing.json")
+
+
+def _doubling_merges(count):
+    """Merges that join "aa", then that token with itself, and so on: token 256 + i is 2 ** (i + 1) bytes."""
+    return [[97, 97]] + [[256 + i, 256 + i] for i in range(count - 1)]
+
+
+def test_a_tokenizer_file_cannot_ask_for_unbounded_memory(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.json"
+    payload = {**_valid_payload(), "merges": _doubling_merges(41), "special_tokens": {}}
+    path.write_text(json.dumps(payload, separators=(",", ":")))
+    assert path.stat().st_size < 700, "the whole file is a few hundred bytes; its last token would be 2 TiB"
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb\.json .* merge 8 \(263, 263\) makes a token of 512 bytes"):
+            BPETokenizer.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"refusing it allocated {peak:,} bytes"
+
+
+def test_the_longest_allowed_token_loads():
+    tokenizer = BPETokenizer(_doubling_merges(8))
+    assert tokenizer.token_bytes[-1] == b"a" * tokenization.MAX_TOKEN_BYTES
+    assert tokenizer.decode(tokenizer.encode("a" * 256)) == "a" * 256
+
+
+def test_the_vocabulary_size_is_bounded():
+    merges = [(0, rank) for rank in range(tokenization.MAX_VOCAB_SIZE - 256)]  # valid pairs, one too many with EOT
+    with pytest.raises(ValueError, match="MAX_VOCAB_SIZE"):
+        BPETokenizer(merges, special_tokens=[EOT])
+
+
+def test_deeply_nested_json_is_explained(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep\.json .*nests too deeply"):
+        BPETokenizer.load(path)
+
+
+def test_save_writes_atomically_and_removes_what_a_killed_writer_left(tmp_path):
+    stale = tmp_path / ".tokenizer.json.999999999.half.tmp"  # no process has this id: its writer is gone
+    stale.write_bytes(b'{"format": "tinytorch-bpe", "merg')
+    BPETokenizer(_doubling_merges(3)).save(tmp_path / "tokenizer.json")
+    assert os.listdir(tmp_path) == ["tokenizer.json"]
+    assert BPETokenizer.load(tmp_path / "tokenizer.json").merges == [tuple(pair) for pair in _doubling_merges(3)]

@@ -8,6 +8,7 @@ import pytest
 
 from tito.exporter import HEADER_START, ExportError, check_all, export_modules, generated_files, render_module
 from tinytorch_base.manifest import ManifestError, load_manifest
+from tito.source import strip_teaching_notes
 from tito.testing import project_env
 
 
@@ -137,3 +138,43 @@ def test_manifest_lookup_by_number_name_or_slug(manifest):
     assert manifest.module("1").slug == manifest.module("01_tensor").slug == manifest.module("tensor").slug
     with pytest.raises(KeyError, match="no module"):
         manifest.module("42")
+
+
+def test_the_package_keeps_descriptions_but_not_the_teaching_notes(root, manifest):
+    notes = []
+    for module in manifest.available_modules:
+        for number, line in enumerate((root / module.package_file).read_text().splitlines(), start=1):
+            if line.lstrip().startswith(("TODO:", "HINT:")):
+                notes.append(f"{module.package_file}:{number}: {line.strip()}")
+    assert not notes, "the exported package must read as a library; teaching notes stay in the modules:\n" + "\n".join(notes)
+    tensor_source = (root / "modules" / "01_tensor" / "tensor.py").read_text()
+    assert "TODO:" in tensor_source and "HINT:" in tensor_source, "the module files keep them"
+
+
+def test_strip_teaching_notes_removes_whole_notes_and_nothing_else():
+    code = '''def f(x):
+    """Double x.
+
+    Works on tensors too.
+
+    TODO: return x twice.
+          (a continuation line)
+    HINT: `x + x`.
+    """
+    # TODO: a comment stays
+    text = """
+    TODO: a string that is not a docstring stays
+    """
+    return x + x
+'''
+    stripped = strip_teaching_notes(code)
+    assert stripped == '''def f(x):
+    """Double x.
+
+    Works on tensors too.
+    """
+    # TODO: a comment stays
+    text = """
+    TODO: a string that is not a docstring stays
+    """
+    return x + x'''

@@ -5,6 +5,7 @@ sits in a branch that no other test runs.
 """
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,39 @@ def test_the_cli_runs_when_the_package_cannot_be_imported(project_copy):
                                env={"PYTHONPATH": str(project_copy), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"})
     assert completed.returncode == 0, completed.stderr
     assert "01" in completed.stdout and "Tensor" in completed.stdout
+
+
+# ---- the autograd contract: every recorded op has a backward rule, every rule an op -------------
+def recorded_op_names():
+    """Op names that the package passes to Tensor.from_op (or to module 01's _elementwise) with inputs."""
+    names = {}
+    for path in python_files("tinytorch/core"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if function == "from_op" and len(node.args) >= 3:
+                op, inputs = node.args[1], node.args[2]
+                recorded = not (isinstance(inputs, ast.Tuple) and not inputs.elts)  # () records nothing
+            elif function == "_elementwise" and node.args:
+                op, recorded = node.args[0], True
+            else:
+                continue
+            if recorded and isinstance(op, ast.Constant) and isinstance(op.value, str):
+                names.setdefault(op.value, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return names
+
+
+def test_every_recorded_op_has_a_backward_rule_and_every_rule_an_op():
+    # A fresh interpreter: the package's own rules only (some tests register rules of their own).
+    listing = subprocess.run(
+        [sys.executable, "-c", "import json, tinytorch; from tinytorch.core.tensor import _BACKWARD_RULES; "
+                               "print(json.dumps(sorted(_BACKWARD_RULES)))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    rules = set(json.loads(listing.stdout))
+    recorded = recorded_op_names()
+    assert len(recorded) >= 20, f"the scan found only {sorted(recorded)}: has from_op's signature changed?"
+    missing = {name: where for name, where in recorded.items() if name not in rules}
+    assert not missing, f"ops recorded without a backward rule (backward() would fail on them): {missing}"
+    orphans = sorted(rules - set(recorded))
+    assert not orphans, f"backward rules that no op records (dead code, or a misspelt op name): {orphans}"

@@ -50,10 +50,6 @@ def _check_dim(op, x, dim):
 
 def relu(x):
     """Rectified linear unit, max(x, 0) elementwise: `relu(Tensor([-1.0, 2.0]))` is [0, 2].
-
-    TODO: compute max(x, 0) on `x.data` with NumPy and return
-          `Tensor.from_op(data, "relu", (x,))`.
-    HINT: `np.maximum(array, 0)` keeps the array's dtype (float32 stays float32).
     """
     if not isinstance(x, Tensor):
         x = Tensor(x)
@@ -62,12 +58,6 @@ def relu(x):
 
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x)) elementwise, in (0, 1); stable for any input.
-
-    TODO: compute 1 / (1 + exp(-x)) on `x.data` and return `Tensor.from_op(data, "sigmoid", (x,))`.
-    HINT: inside `with np.errstate(over="ignore"):` (exp(-x) = inf for x < -88.7 is fine:
-          1 / (1 + inf) = 0), do `data = np.negative(x.data, out=np.empty_like(x.data))` (a new
-          array even for 0-d input, where a ufunc alone returns a scalar), `np.exp(data, out=data)`,
-          `data += 1`, `np.reciprocal(data, out=data)`.
     """
     x = _float_input(x)
     with np.errstate(over="ignore"):
@@ -80,9 +70,6 @@ def sigmoid(x):
 
 def tanh(x):
     """Hyperbolic tangent elementwise, in (-1, 1).
-
-    TODO: return `Tensor.from_op(np.tanh(x.data), "tanh", (x,))`.
-    HINT: one line; `_float_input` has already made `x` a floating-point Tensor.
     """
     x = _float_input(x)
     return Tensor.from_op(np.tanh(x.data), "tanh", (x,))
@@ -90,12 +77,6 @@ def tanh(x):
 
 def softmax(x, dim=-1):
     """Probabilities along `dim`: exp(x) / exp(x).sum(dim), computed stably.
-
-    TODO: subtract the maximum along `dim` (keepdims=True), exponentiate, divide by the sum
-          along `dim`; return `Tensor.from_op(data, "softmax", (x,), dim=dim)`, where `dim` is
-          the non-negative int that `_check_dim` returned.
-    HINT: `array.max(axis=dim, keepdims=True)`. Work in place (`np.exp(a, out=a)`,
-          `a /= a.sum(axis=dim, keepdims=True)`) to allocate one array instead of three.
     """
     x = _float_input(x)
     dim = _check_dim("softmax", x, dim)
@@ -107,11 +88,6 @@ def softmax(x, dim=-1):
 
 def log_softmax(x, dim=-1):
     """Log-probabilities along `dim`: x - log(exp(x).sum(dim)), computed stably.
-
-    TODO: shift by the maximum along `dim`, subtract the log of the summed exponentials of the
-          shifted values, and return `Tensor.from_op(data, "log_softmax", (x,), dim=dim)`.
-    HINT: `shifted = x.data - x.data.max(axis=dim, keepdims=True)`, then
-          `shifted -= np.log(np.exp(shifted).sum(axis=dim, keepdims=True))`.
     """
     x = _float_input(x)
     dim = _check_dim("log_softmax", x, dim)
@@ -133,13 +109,6 @@ _GELU_APPROXIMATIONS = ("none", "tanh")
 
 def _normal_tail(x):
     """P(Z > |x|) for a standard normal Z, i.e. erfc(|x| / sqrt 2) / 2, from Tensor primitives.
-
-    TODO: with z = |x| / sqrt(2), compute t = 1 / (1 + p z), the polynomial
-          t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) by Horner's rule, and return
-          0.5 * polynomial * exp(-x * x / 2). Use Tensor operations only (so that module 05
-          can differentiate it): `x.abs()`, `*`, `+`, `/`, `exp`.
-    HINT: `t = 1.0 / (1.0 + (_ERFC_P / math.sqrt(2.0)) * x.abs())`; start Horner's rule with
-          `polynomial = _ERFC_A[4]` and loop over `_ERFC_A[3::-1]`.
     """
     t = 1.0 / (1.0 + (_ERFC_P / math.sqrt(2.0)) * x.abs())
     polynomial = _ERFC_A[4]
@@ -153,10 +122,6 @@ def gelu(x, approximate="none"):
 
     approximate="none" (default): Phi through erf, built by A&S 7.1.26 (error <= 7.5e-8 |x|).
     approximate="tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-
-    TODO: for "tanh", compose the formula from Tensor operations and `tanh`; for "none", take
-          `tail = _normal_tail(x)` and return `x * where(x.data >= 0, 1.0 - tail, tail)`.
-    HINT: `SQRT_2_OVER_PI` is sqrt(2/pi), `GELU_TANH_CUBIC` is 0.044715; `x * x * x` is x cubed.
     """
     if approximate not in _GELU_APPROXIMATIONS:
         raise ValueError(f"gelu: approximate must be 'none' (exact, via erf) or 'tanh', got {approximate!r}")
@@ -176,17 +141,11 @@ class Activation:
 
     def __call__(self, x):
         """`layer(x)` runs `layer.forward(x)`, as in PyTorch.
-
-        TODO: return the result of `self.forward(x)`.
-        HINT: one line.
         """
         return self.forward(x)
 
     def parameters(self):
         """The trainable tensors of this layer: none (so an optimizer finds nothing to update).
-
-        TODO: return an empty list.
-        HINT: a list, not None: callers concatenate the parameters of every layer.
         """
         return []
 
@@ -223,6 +182,7 @@ class GELU(Activation):
     """x * Phi(x) as a layer; approximate="none" (exact, via erf) or "tanh"."""
 
     def __init__(self, approximate="none"):
+        super().__init__()  # cooperative: module 03's Module form of this class runs Module.__init__ here
         if approximate not in _GELU_APPROXIMATIONS:
             raise ValueError(f"GELU: approximate must be 'none' (exact, via erf) or 'tanh', got {approximate!r}")
         self.approximate = approximate
@@ -238,6 +198,7 @@ class Softmax(Activation):
     """Probabilities along `dim` as a layer."""
 
     def __init__(self, dim=-1):
+        super().__init__()
         self.dim = dim
 
     def forward(self, x):
@@ -251,6 +212,7 @@ class LogSoftmax(Activation):
     """Log-probabilities along `dim` as a layer."""
 
     def __init__(self, dim=-1):
+        super().__init__()
         self.dim = dim
 
     def forward(self, x):

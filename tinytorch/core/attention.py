@@ -20,9 +20,6 @@ from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positi
 
 def causal_mask(query_len, key_len=None):
     """(query_len, key_len) boolean mask: True where key j <= query i (key_len defaults to query_len).
-
-    TODO: the lower triangle (diagonal included) of a boolean matrix of ones.
-    HINT: `np.tril(np.ones((query_len, key_len), dtype=bool))`.
     """
     key_len = query_len if key_len is None else key_len
     return np.tril(np.ones((query_len, key_len), dtype=bool))
@@ -30,9 +27,6 @@ def causal_mask(query_len, key_len=None):
 
 def padding_mask(valid):
     """A (B, S) mask of real tokens (True = real; module 10's `attention_mask`) as a (B, 1, 1, S) key mask.
-
-    TODO: insert the head and query dimensions (size 1, so that they broadcast).
-    HINT: indexing with None inserts a dimension.
     """
     valid = valid.data if isinstance(valid, Tensor) else np.asarray(valid)
     if valid.ndim != 2 or valid.dtype != np.bool_:
@@ -48,12 +42,6 @@ def masked_softmax(scores, mask=None):
 
     `mask` (boolean, broadcastable to scores) may be None; entries of -inf in the scores are
     ignored too. A row with nothing left to attend to gives zeros (as PyTorch does), never NaN.
-
-    TODO: set masked scores to -inf, subtract each row's maximum (0 for rows whose maximum is
-          -inf), exponentiate, divide by each row's sum (by 1 where that sum is 0), and return
-          `Tensor.from_op(probabilities, "softmax", (scores,), dim=scores.ndim - 1)`.
-    HINT: `np.where(mask, scores.data, -np.inf)`; `row_max[~np.isfinite(row_max)] = 0` after
-          `row_max = data.max(axis=-1, keepdims=True)`; `np.exp(data - row_max)`.
     """
     data = scores.data if mask is None else np.where(mask, scores.data, -np.inf).astype(scores.dtype, copy=False)
     row_max = data.max(axis=-1, keepdims=True)
@@ -134,13 +122,6 @@ def _dropout_keep(shape, p, dtype):
 def attention_composed(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0, scale=None):
     """Scaled dot-product attention built from primitives (same arguments and result as
     `scaled_dot_product_attention`); its gradient comes from module 05's rules.
-
-    TODO: scores = (q @ k^T) * scale, with scale = 1 / sqrt(E) unless given; add the float mask
-          or pass the boolean mask (see `_mask_parts`) to `masked_softmax`; apply dropout;
-          return weights @ v.
-    HINT: `bool_mask, float_mask = _mask_parts(attn_mask, is_causal, L, S)` with L = q.shape[-2]
-          and S = k.shape[-2]; dropout is `weights * Tensor(_dropout_keep(weights.shape,
-          dropout_p, weights.dtype))`.
     """
     q, k, v = _check_attention_inputs(q, k, v, attn_mask, is_causal, dropout_p)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -174,15 +155,6 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     (..., L, S). is_causal: mask keys after each query. dropout_p: dropout on the weights
     (applied whenever > 0; layers pass 0 in eval mode). scale: default 1 / sqrt(E).
     A query with no key left to attend to gets zeros (as in PyTorch), never NaN.
-
-    TODO: compute the scores, add the mask bias, softmax in place, apply dropout, multiply by v;
-          return `Tensor.from_op(out, "scaled_dot_product_attention", inputs, probabilities=P,
-          keep=keep_or_None, scale=scale)` with inputs (q, k, v), plus the float mask when it
-          is a Tensor that requires a gradient.
-    HINT: `np.matmul(q.data, np.swapaxes(k.data, -1, -2))`; the boolean mask becomes a bias with
-          `np.where(mask, 0.0, -np.inf).astype(dtype)`; `scores += bias` works in place when the
-          bias broadcasts to the scores' shape (otherwise `scores = scores + bias`).
-          `_softmax_rows_inplace(scores)` is Step 2's softmax on arrays.
     """
     q, k, v = _check_attention_inputs(q, k, v, attn_mask, is_causal, dropout_p)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -214,12 +186,6 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
 @register_backward("scaled_dot_product_attention")
 def attention_backward(grad, out):
     """Gradients of q, k, v (and of a float mask that requires one) for the fused attention.
-
-    TODO: follow the formulas above. Return (grad_q, grad_k, grad_v) — plus grad_mask (the
-          gradient of the masked scores, before the scale) when the op has a fourth input.
-    HINT: `np.swapaxes(x, -1, -2)` transposes the last two axes. For the softmax part:
-          `dS = dP * P` then `dS -= P * dS.sum(axis=-1, keepdims=True)`. Batch dimensions that
-          were broadcast are summed by the engine.
     """
     q, k, v = out._inputs[:3]
     probabilities, keep, scale = out._saved["probabilities"], out._saved["keep"], out._saved["scale"]
@@ -244,11 +210,6 @@ class MultiHeadAttention(Module):
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False, dtype=DEFAULT_FLOAT):
         """Create `qkv_proj` = Linear(E, 3E) and `out_proj` = Linear(E, E).
-
-        TODO: check that embed_dim is divisible by num_heads (a ValueError naming both
-              otherwise); store embed_dim, num_heads, head_dim, dropout (a float, the dropout on
-              the attention weights in training mode) and causal; create the two layers.
-        HINT: `Linear(embed_dim, 3 * embed_dim, bias=bias, dtype=dtype)`.
         """
         super().__init__()
         for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
@@ -273,13 +234,6 @@ class MultiHeadAttention(Module):
 
         attn_mask: boolean (True = may attend) or float, broadcastable to (B, num_heads, T, T).
         padding_mask: (B, T) boolean, True on real tokens (module 10's attention_mask).
-
-        TODO: project to qkv, split the heads, attend (causal when `self.causal`, with dropout
-              `self.dropout` only in training mode), merge the heads, project out.
-        HINT: project the (B*T, E) rows: `self.qkv_proj(x.reshape(B * T, E))`; then
-              `.reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)` and `qkv[0]`, `qkv[1]`, `qkv[2]`.
-              `_merge_masks(...)` combines the masks (given). Merging is
-              `y.permute(0, 2, 1, 3).reshape(B * T, E)`; reshape the projection to (B, T, E).
         """
         x = as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:

@@ -48,12 +48,6 @@ def unbroadcast(grad, shape):
     """Sum `grad` (broadcast shape) down to `shape`, the shape of the input it belongs to.
 
     Returns a NumPy array of exactly `shape` (a 0-d array, never a NumPy scalar).
-
-    TODO: find the dimensions that broadcasting added or stretched, sum them, reshape to `shape`.
-    HINT: `extra = grad.ndim - len(shape)` leading dimensions go entirely; dimension `i` of
-          `shape` lines up with dimension `extra + i` of `grad`. `grad.sum(axis=axes,
-          keepdims=True).reshape(shape)` does the rest. Raise a ValueError naming both shapes
-          when `shape` cannot broadcast to `grad.shape`: that is a bug in a backward rule.
     """
     grad = np.asarray(grad)
     shape = tuple(shape)
@@ -73,9 +67,6 @@ def unbroadcast(grad, shape):
 @register_backward("add")
 def add_backward(grad, out):
     """a + b: both inputs receive the output's gradient unchanged.
-
-    TODO: return (gradient of a, gradient of b).
-    HINT: d(a+b)/da = 1, so the gradient passes straight through; broadcasting is the engine's job.
     """
     return grad, grad
 
@@ -83,9 +74,6 @@ def add_backward(grad, out):
 @register_backward("sub")
 def sub_backward(grad, out):
     """a - b: a receives the gradient, b receives its negation.
-
-    TODO: return (gradient of a, gradient of b); compute -grad only if b requires a gradient.
-    HINT: `a, b = out._inputs`.
     """
     a, b = out._inputs
     return grad, (-grad if b.requires_grad else None)
@@ -94,9 +82,6 @@ def sub_backward(grad, out):
 @register_backward("mul")
 def mul_backward(grad, out):
     """a * b: each input's gradient is the output's gradient times the other input.
-
-    TODO: return (grad * b, grad * a), each only when that input requires a gradient.
-    HINT: use the arrays `a.data` and `b.data`; the result may have the broadcast shape.
     """
     a, b = out._inputs
     grad_a = grad * b.data if a.requires_grad else None
@@ -107,9 +92,6 @@ def mul_backward(grad, out):
 @register_backward("neg")
 def neg_backward(grad, out):
     """-a: the gradient changes sign.
-
-    TODO: return a one-element tuple.
-    HINT: `(-grad,)` — note the comma.
     """
     return (-grad,)
 
@@ -125,9 +107,6 @@ def _restore_reduced_dims(array, saved):
 @register_backward("sum")
 def sum_backward(grad, out):
     """sum(a, dim, keepdim): every summed element receives the output's gradient.
-
-    TODO: restore the dropped dimensions, then broadcast to the input's shape.
-    HINT: `_restore_reduced_dims(grad, out._saved)` then `np.broadcast_to(..., a.shape)`.
     """
     a = out._inputs[0]
     return (np.broadcast_to(_restore_reduced_dims(grad, out._saved), a.shape),)
@@ -135,14 +114,6 @@ def sum_backward(grad, out):
 
 def topological_order(tensor):
     """Every tensor of the graph behind `tensor` that needs a gradient, inputs before results.
-
-    TODO: iterative depth-first search; append a node after all of its inputs.
-    HINT: a stack of (node, inputs_done) pairs. Pop (node, False): skip it if already seen,
-          otherwise mark it seen, push (node, True), then push (input, False) for each input that
-          requires a gradient and is floating point. Pop (node, True): append node to the order.
-          Keep "seen" as a set of `id(node)`: tensors compare elementwise, so they cannot be
-          set members themselves. A recorded node whose `_inputs` is empty was freed by an
-          earlier backward(): raise `_freed_graph_error()`.
     """
     order, seen = [], set()
     stack = [(tensor, False)]
@@ -254,16 +225,6 @@ def backward(tensor, gradient=None, retain_graph=False):
     `gradient` is the gradient of some scalar with respect to `tensor` (default: 1 for a scalar
     tensor). With `retain_graph=False` (PyTorch's default) the graph is freed as it is used;
     a second backward through it raises an error that says so.
-
-    TODO: seed, walk the graph in reverse topological order, call each node's rule, pass the
-          gradients down, accumulate at the leaves, free the graph.
-    HINT: `pending = {id(tensor): (seed, gradient is None)}` (we own the seed we made, not one
-          the caller passed). For each node in `reversed(topological_order(tensor))`: pop its
-          entry (it may have none, when a rule returned None for it); a leaf
-          (`node.is_leaf`) goes to `_accumulate(node, grad, mine)`; otherwise
-          `check_saved_versions(node)` first, then `backward_rule(node._op)(grad, node)` gives the
-          input gradients for `_pass_down`. To free a node, set `node._inputs = ()` and
-          `node._saved = None`.
     """
     seed = _seed_gradient(tensor, gradient)
     pending = {id(tensor): (seed, gradient is None)}
@@ -375,9 +336,6 @@ def gradcheck(function, *shapes_or_arrays, rng=None, eps=1e-6, atol=1e-6, rtol=1
 @register_backward("div")
 def div_backward(grad, out):
     """a / b.
-
-    TODO: return (grad / b, -grad * out / b), each only if that input requires a gradient.
-    HINT: reusing `out.data` (= a / b) avoids computing b ** 2.
     """
     a, b = out._inputs
     grad_a = grad / b.data if a.requires_grad else None
@@ -388,11 +346,6 @@ def div_backward(grad, out):
 @register_backward("pow")
 def pow_backward(grad, out):
     """a ** b, differentiable in the base and (only when needed) in the exponent.
-
-    TODO: base: grad * b * a ** (b - 1). Exponent, only if b.requires_grad: grad * out * log(a),
-          and 0 where a == 0 and b >= 0.
-    HINT: `np.where(condition, 0.0, value)`; wrap the log in `np.errstate(divide="ignore",
-          invalid="ignore")` because the masked positions are computed (and discarded) too.
     """
     a, b = out._inputs
     grad_a = grad * b.data * np.power(a.data, b.data - 1) if a.requires_grad else None
@@ -407,9 +360,6 @@ def pow_backward(grad, out):
 @register_backward("exp")
 def exp_backward(grad, out):
     """e ** a: the derivative is the output itself.
-
-    TODO: return (grad * out.data,).
-    HINT: no need to call np.exp again.
     """
     return (grad * out.data,)
 
@@ -417,9 +367,6 @@ def exp_backward(grad, out):
 @register_backward("log")
 def log_backward(grad, out):
     """log(a).
-
-    TODO: return (grad / a,).
-    HINT: the input is `out._inputs[0]`.
     """
     return (grad / out._inputs[0].data,)
 
@@ -427,10 +374,6 @@ def log_backward(grad, out):
 @register_backward("maximum")
 def maximum_backward(grad, out):
     """maximum(a, b): the larger input takes the gradient; ties split it half and half.
-
-    TODO: a's share is 1 where a > b, 0.5 where a == b, 0 elsewhere; b gets the rest.
-    HINT: `share = np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0)).astype(grad.dtype)`, then
-          `grad * share` and `grad * (1 - share)`.
     """
     a, b = out._inputs
     share = np.where(a.data > b.data, 1.0, np.where(a.data == b.data, 0.5, 0.0)).astype(grad.dtype)
@@ -442,9 +385,6 @@ def maximum_backward(grad, out):
 @register_backward("where")
 def where_backward(grad, out):
     """where(condition, a, b); the condition is `out._saved["condition"]`.
-
-    TODO: a receives grad where the condition holds (0 elsewhere), b the opposite.
-    HINT: `np.where(condition, grad, 0.0)` (a Python number keeps grad's dtype).
     """
     a, b = out._inputs
     condition = out._saved["condition"]
@@ -456,11 +396,6 @@ def where_backward(grad, out):
 @register_backward("amax")
 def amax_backward(grad, out):
     """amax(a, dim, keepdim): the maxima share the gradient evenly.
-
-    TODO: a mask of the elements equal to their maximum, divided by how many there are per
-          reduced slice, times the (restored) gradient.
-    HINT: compare `a.data` with the restored `out.data`; count with
-          `mask.sum(axis=dim, keepdims=True, dtype=grad.dtype)` (a float count keeps the dtype).
     """
     a = out._inputs[0]
     mask = a.data == _restore_reduced_dims(out.data, out._saved)
@@ -471,9 +406,6 @@ def amax_backward(grad, out):
 @register_backward("reshape")
 def reshape_backward(grad, out):
     """reshape: the gradient takes the input's shape.
-
-    TODO: return (grad reshaped to the input's shape,).
-    HINT: `grad.reshape(out._inputs[0].shape)`.
     """
     return (grad.reshape(out._inputs[0].shape),)
 
@@ -481,9 +413,6 @@ def reshape_backward(grad, out):
 @register_backward("permute")
 def permute_backward(grad, out):
     """permute(dims): undo the permutation.
-
-    TODO: transpose the gradient by the inverse of `out._saved["dims"]`.
-    HINT: `np.argsort(dims)` is the inverse permutation.
     """
     return (np.transpose(grad, np.argsort(out._saved["dims"])),)
 
@@ -491,9 +420,6 @@ def permute_backward(grad, out):
 @register_backward("expand")
 def expand_backward(grad, out):
     """expand: the engine's unbroadcast sums the copies.
-
-    TODO: return the gradient unchanged.
-    HINT: one line; the reduction happens in exactly one place, and it is not here.
     """
     return (grad,)
 
@@ -507,10 +433,6 @@ def _is_basic_index(index):
 @register_backward("getitem")
 def getitem_backward(grad, out):
     """a[index]: scatter the gradient back; repeated indices accumulate.
-
-    TODO: zeros of the input's shape and dtype; put `grad` at `out._saved["index"]`.
-    HINT: `g[index] = grad` for a basic index (`_is_basic_index`), otherwise
-          `np.add.at(g, index, grad)`, which adds once per occurrence of an index.
     """
     a = out._inputs[0]
     index = out._saved["index"]
@@ -525,9 +447,6 @@ def getitem_backward(grad, out):
 @register_backward("cat")
 def cat_backward(grad, out):
     """cat(tensors, dim): each input gets its slice of the gradient.
-
-    TODO: split `grad` along `out._saved["dim"]` at the running totals of the inputs' sizes.
-    HINT: `np.split(grad, np.cumsum(sizes)[:-1], axis=dim)` returns one view per input.
     """
     dim = out._saved["dim"]
     sizes = [t.shape[dim] for t in out._inputs]
@@ -537,9 +456,6 @@ def cat_backward(grad, out):
 @register_backward("cast")
 def cast_backward(grad, out):
     """cast(a, dtype): the gradient goes back in the input's dtype.
-
-    TODO: return (grad converted to the input's dtype,).
-    HINT: `astype(dtype, copy=False)` does nothing when the dtype already matches.
     """
     return (grad.astype(out._inputs[0].dtype, copy=False),)
 
@@ -547,14 +463,6 @@ def cast_backward(grad, out):
 @register_backward("matmul")
 def matmul_backward(grad, out):
     """a @ b, for matrices, batches of matrices (broadcast) and vectors.
-
-    TODO: make 1-D operands 2-D (and grad to match), apply grad_a = grad @ b^T and
-          grad_b = a^T @ grad, then drop the dimensions you inserted.
-    HINT: a 1-D `a` becomes `a[None, :]` and grad gets `grad[..., None, :]`; a 1-D `b` becomes
-          `b[:, None]` and grad gets `grad[..., None]` (do b first: a 0-d grad has no axis to
-          slice). Transpose the last two axes with `np.swapaxes(x, -1, -2)`. When `b` is 2-D but
-          grad has batch dimensions, fold them into rows (see above). Leave batch sums to the
-          engine. At the end, `grad_a[..., 0, :]` and `grad_b[..., 0]` drop the inserted axes.
     """
     a, b = out._inputs
     left, right = a.data, b.data
@@ -580,9 +488,6 @@ def matmul_backward(grad, out):
 @register_backward("relu")
 def relu_backward(grad, out):
     """relu(x): the gradient passes where the output is positive.
-
-    TODO: return (grad * (out.data > 0),).
-    HINT: multiplying by a boolean array keeps grad's dtype.
     """
     return (grad * (out.data > 0),)
 
@@ -590,8 +495,6 @@ def relu_backward(grad, out):
 @register_backward("sigmoid")
 def sigmoid_backward(grad, out):
     """sigmoid(x): sigma' = sigma (1 - sigma), from the output.
-
-    TODO: return (grad * y * (1 - y),) with y = out.data.
     """
     y = out.data
     return (grad * y * (1 - y),)
@@ -600,8 +503,6 @@ def sigmoid_backward(grad, out):
 @register_backward("tanh")
 def tanh_backward(grad, out):
     """tanh(x): tanh' = 1 - tanh^2, from the output.
-
-    TODO: return (grad * (1 - y * y),) with y = out.data.
     """
     y = out.data
     return (grad * (1 - y * y),)
@@ -610,10 +511,6 @@ def tanh_backward(grad, out):
 @register_backward("softmax")
 def softmax_backward(grad, out):
     """softmax(x, dim): s * (grad - sum(grad * s, dim)).
-
-    TODO: with s = out.data and dim = out._saved["dim"], return the product above.
-    HINT: `weighted = grad * s` is a new array, so `weighted -= s * weighted.sum(axis=dim,
-          keepdims=True)` finishes the job in place (one temporary fewer).
     """
     s = out.data
     weighted = grad * s
@@ -624,9 +521,6 @@ def softmax_backward(grad, out):
 @register_backward("log_softmax")
 def log_softmax_backward(grad, out):
     """log_softmax(x, dim): grad - softmax * sum(grad, dim), with softmax = exp(out).
-
-    TODO: return the expression above along `out._saved["dim"]`.
-    HINT: `np.exp(out.data)` is the softmax, recovered from the output in one pass.
     """
     result = np.exp(out.data)
     result *= -grad.sum(axis=out._saved["dim"], keepdims=True)
@@ -641,9 +535,6 @@ class _GradMode:
 
     def __enter__(self):
         """Turn recording to `self.mode`, remembering the previous setting.
-
-        TODO: store the previous mode and switch to `self.mode`.
-        HINT: `is_grad_enabled()` reads the mode; `set_grad_enabled(mode)` switches it.
         """
         self._previous = is_grad_enabled()
         set_grad_enabled(self.mode)
@@ -651,8 +542,6 @@ class _GradMode:
 
     def __exit__(self, *exception):
         """Restore the previous setting (also when an exception is leaving the block).
-
-        TODO: switch back to the mode stored by __enter__.
         """
         set_grad_enabled(self._previous)
         return False

@@ -57,6 +57,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tinytorch_base.files import open_atomic
 from tinytorch.core.tensor import Tensor, randint
 
 
@@ -111,28 +112,17 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index):
         """Sample `index`: a tuple with one Tensor per wrapped tensor.
-
-        TODO: slice every tensor at `index`, keeping each tensor's dtype.
-        HINT: work on `t.data` (the NumPy array) so no autograd graph is recorded, and pass
-              `dtype=t.dtype` to Tensor so float64 data stays float64.
         """
         return tuple(Tensor(t.data[index], dtype=t.dtype) for t in self.tensors)
 
     def get_batch(self, indices):
         """The samples at `indices` as one batch: a tuple with one Tensor per wrapped tensor.
-
-        TODO: gather all the rows at once with fancy indexing, no Python loop over the indices.
-        HINT: `array[indices]` with an integer array `indices` returns those rows, stacked.
         """
         return tuple(Tensor(t.data[indices], dtype=t.dtype) for t in self.tensors)
 
 
 def default_collate(samples):
     """Stack a list of samples into a batch: tuples of (x, y) become tuples of (X, Y) Tensors.
-
-    TODO: follow the table above; recurse into tuples/lists and dicts.
-    HINT: check `isinstance(first, bool)` before `int` (a bool is an int in Python);
-          `np.stack` joins same-shaped arrays along a new first axis.
     """
     samples = list(samples)
     if not samples:
@@ -198,20 +188,12 @@ class DataLoader:
 
     def __len__(self):
         """Batches per epoch.
-
-        TODO: ceil(N / batch_size), or floor when drop_last.
-        HINT: `-(-n // b)` is ceil(n / b) with integers only.
         """
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
         """Yield the batches of one epoch.
-
-        TODO: make the epoch's order (a fresh permutation when shuffling), cut it into slices of
-              batch_size indices (skip a short last one when drop_last) and yield one batch each.
-        HINT: `self.generator.permutation(n)`; with collate_fn None use `_fetch_batch(dataset,
-              indices)`, else `self.collate_fn([self.dataset[i] for i in indices.tolist()])`.
         """
         n = len(self.dataset)
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
@@ -275,11 +257,6 @@ class ToTensor(Transform):
 
     def batch(self, images):
         """(N, C, H, W) uint8 -> float32 Tensor; also (N, H, W) grey and, with channels_last, (N, H, W, C).
-
-        TODO: add the channel axis to grey batches, move channels first when channels_last,
-              then divide uint8 by 255 into a new contiguous float32 array.
-        HINT: `images.transpose(0, 3, 1, 2)` is a free view; `np.divide(images, np.float32(255),
-              out=np.empty(shape, np.float32))` writes a C-contiguous result in one pass.
         """
         images = _array(images)
         if images.ndim == 3:
@@ -313,10 +290,6 @@ class Normalize(Transform):
 
     def batch(self, images):
         """Normalise every channel of every image.
-
-        TODO: check the input is float with as many channels as there are means, then compute
-              images * scale - shift into one new array (never modify the input).
-        HINT: `out = images * self._scale` makes a new array; `out -= self._shift` then works in place.
         """
         images = _array(images)
         _check_images("Normalize", images)
@@ -347,11 +320,6 @@ class RandomHorizontalFlip(Transform):
 
     def batch(self, images):
         """Flip the chosen images of the batch.
-
-        TODO: draw one uniform number per image; where it is below p, take the image reversed
-              along its last axis. Return a new array: never modify the input.
-        HINT: `images[..., ::-1]` is a free view; a boolean mask over the first axis,
-              `out[flip] = images[flip, ..., ::-1]`, rewrites only the chosen images.
         """
         images = _array(images)
         _check_images("RandomHorizontalFlip", images)
@@ -375,11 +343,6 @@ class RandomCrop(Transform):
 
     def batch(self, images):
         """A random (size) window of every padded image.
-
-        TODO: pad H and W with zeros, draw N top and N left offsets, gather the windows.
-        HINT: a zeros array of the padded shape with the images assigned into its centre is the
-              padding; `sliding_window_view(padded, self.size, axis=(2, 3))` holds every window;
-              index it with `[np.arange(n), :, top, left]`.
         """
         images = _array(images)
         _check_images("RandomCrop", images)
@@ -424,10 +387,6 @@ class ArrayDataset(Dataset):
 
     def get_batch(self, indices):
         """The batch (transform(data[indices]), targets[indices]) as two Tensors.
-
-        TODO: gather the images and targets with fancy indexing, transform the images as one batch.
-        HINT: `apply_batch(self.transform, images)`; a transform may return a Tensor or an array,
-              so wrap only arrays: `x if isinstance(x, Tensor) else Tensor(x)`.
         """
         images = self.data[indices]
         if self.transform is not None:
@@ -517,42 +476,36 @@ def download_file(urls, destination, md5):
 
 
 def _fetch(url, destination, md5):
-    """Stream one URL into a temporary file beside `destination`; rename it there only if complete and verified."""
+    """Stream one URL into `destination` through `open_atomic`: it appears only complete and verified."""
     from rich.console import Console  # only downloads need rich's progress bar
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    handle, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "tinytorch"})
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(request, timeout=60) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length else None
-            digest, received = hashlib.md5(), 0
-            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-            with Progress(*columns, console=Console(stderr=True)) as progress:
-                task = progress.add_task(destination.name, total=total)
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK_BYTES)
-                    except http.client.IncompleteRead as error:
-                        received += len(error.partial)
-                        break
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    progress.update(task, advance=len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+    request = urllib.request.Request(url, headers={"User-Agent": "tinytorch"})
+    # An error raised inside this block (a cut connection, a wrong checksum) deletes the temporary
+    # file and leaves `destination` as it was; one left by a killed process is removed next time.
+    with open_atomic(destination) as out, urllib.request.urlopen(request, timeout=60) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length else None
+        digest, received = hashlib.md5(), 0
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task(destination.name, total=total)
+            while True:
+                try:
+                    chunk = response.read(_CHUNK_BYTES)
+                except http.client.IncompleteRead as error:
+                    received += len(error.partial)
+                    break
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                progress.update(task, advance=len(chunk))
         if total is not None and received != total:
             raise DatasetError(f"the connection closed after {received:,} of {total:,} bytes")
         if digest.hexdigest() != md5:
             raise DatasetError(f"checksum mismatch: got md5 {digest.hexdigest()}, expected {md5} (a damaged or different file)")
-        os.replace(partial, destination)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def ensure_file(path, urls, md5, download, dataset, accept=None, hint=""):
@@ -560,12 +513,6 @@ def ensure_file(path, urls, md5, download, dataset, accept=None, hint=""):
 
     `accept(path)` may accept a local file whose own MD5 differs (a recompressed copy whose
     content is verified another way); `hint` adds a dataset's own advice to the missing-file error.
-
-    TODO: if the file exists and passes (md5 or accept), return it. If it exists but fails:
-          without download, raise DatasetError naming the file and the fix; with download,
-          fetch it again. If it is missing: without download, raise FileNotFoundError naming the
-          file, the folder, and the URL; with download, fetch it.
-    HINT: `file_md5(path)`; `download_file(urls, path, md5)` returns the path.
     """
     path = Path(path)
     if path.is_file():
@@ -639,16 +586,11 @@ TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/maste
 TINYSHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_MAX_DIMS = 32  # the header allows 255; NumPy arrays have at most 32 (NumPy 1) or 64 (NumPy 2)
 
 
 def read_idx(raw, name="IDX data"):
     """The array stored in the bytes of an (uncompressed) IDX file, as used by MNIST.
-
-    TODO: check the magic (two zero bytes, a known type code), read the dimensions, check the
-          length, and view the rest of the bytes as an array of that shape.
-    HINT: `raw[2]` is the type code and `raw[3]` the number of dimensions;
-          `struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])` gives the sizes;
-          `np.frombuffer(raw, dtype, offset=header)` does not copy.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DatasetError(
@@ -656,12 +598,17 @@ def read_idx(raw, name="IDX data"):
             "00 00 <type> <ndim> (00 00 08 03 for MNIST images); the file is damaged or of another format"
         )
     ndim = raw[3]
+    if ndim > _IDX_MAX_DIMS:
+        raise DatasetError(f"{name}: the IDX header declares {ndim} dimensions, more than an array can have "
+                           f"({_IDX_MAX_DIMS}); the file is damaged")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DatasetError(f"{name}: the IDX header is cut off ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = header + math.prod(shape) * dtype.itemsize
+    if math.prod(size for size in shape if size) * dtype.itemsize > np.iinfo(np.intp).max:  # even when a 0 empties it
+        raise DatasetError(f"{name}: the IDX header promises shape {shape}, larger than any array can be; it is damaged")
     if len(raw) != expected:
         raise DatasetError(
             f"{name}: the IDX header promises shape {shape} ({expected:,} bytes) but the file has "
@@ -672,11 +619,18 @@ def read_idx(raw, name="IDX data"):
 
 
 def _gunzipped_md5(path):
-    """MD5 of a .gz file's decompressed content; None when it does not decompress (truncated, not gzip)."""
+    """MD5 of a .gz file's decompressed content; None when it does not decompress (truncated, not gzip).
+
+    Read in chunks: a small damaged or hostile .gz can unpack to gigabytes, and it is not trusted yet.
+    """
+    digest = hashlib.md5()
     try:
-        return hashlib.md5(gzip.decompress(Path(path).read_bytes())).hexdigest()
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                digest.update(chunk)
     except (OSError, EOFError, zlib.error):  # not gzip (BadGzipFile is an OSError), cut off, or corrupt
         return None
+    return digest.hexdigest()
 
 
 class MNIST(ArrayDataset):
@@ -692,11 +646,13 @@ class MNIST(ArrayDataset):
         prefix = "train" if train else "t10k"
         images = self._read(folder, f"{prefix}-images-idx3-ubyte.gz", download)
         labels = self._read(folder, f"{prefix}-labels-idx1-ubyte.gz", download)
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        if (images.dtype != np.uint8 or images.shape[1:] != (28, 28) or labels.dtype != np.uint8
+                or labels.shape != images.shape[:1]):
             raise DatasetError(
-                f"MNIST: {folder} holds images of shape {images.shape} and labels of shape {labels.shape}; "
-                "expected (N, 28, 28) and (N,). Replace the files with the official ones."
+                f"MNIST: {folder} holds images {images.dtype}{images.shape} and labels {labels.dtype}{labels.shape}; "
+                "expected uint8 (N, 28, 28) and uint8 (N,). Replace the files with the official ones."
             )
+        _check_labels("MNIST", folder / f"{prefix}-labels-idx1-ubyte.gz", labels.tolist(), len(self.classes))
         super().__init__(images[:, None], labels.astype(np.int64), transform)
 
     @staticmethod
@@ -711,6 +667,16 @@ class MNIST(ArrayDataset):
         except (OSError, EOFError, zlib.error) as error:
             raise DatasetError(f"MNIST: {path} does not decompress ({error}); delete it and download it again") from None
         return read_idx(raw, str(path))
+
+
+def _check_labels(dataset, path, labels, classes):
+    """A DatasetError naming the file unless every label of the list is an int class index 0 .. classes - 1."""
+    for position, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
+            raise DatasetError(
+                f"{dataset}: {path} holds the label {label!r} at position {position}; labels are class indices "
+                f"0..{classes - 1}. The file is damaged or not {dataset}: replace it with the official one"
+            )
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -734,11 +700,6 @@ class _CifarUnpickler(pickle.Unpickler):
 
 def read_cifar_batch(path):
     """(data (n, 3072) uint8, labels (n,) int64) from one pickled batch file of cifar-10-batches-py.
-
-    TODO: unpickle the file with `_CifarUnpickler(stream, encoding="bytes")` (never pickle.load),
-          then check it is a dict with b"data" (n, 3072) uint8 and n b"labels".
-    HINT: wrap unpickling errors (except DatasetError, which already explains itself) in a
-          DatasetError that names the file and says to extract the archive again.
     """
     try:
         with open(path, "rb") as stream:
@@ -752,13 +713,27 @@ def read_cifar_batch(path):
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DatasetError(f"CIFAR10: {path} is not a CIFAR-10 batch: expected a dict with b'data' and b'labels'")
-    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
+    data, labels = batch[b"data"], batch[b"labels"]
+    # Checked before any conversion: a pickle can repeat one object a million times at 2 bytes a
+    # reference, and np.asarray would copy every repetition.
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
         raise DatasetError(
-            f"CIFAR10: {path} holds data {data.dtype}{data.shape} and labels {labels.shape}; a CIFAR-10 batch "
-            "holds uint8 (n, 3072) and n labels"
+            f"CIFAR10: {path} holds data {_describe(data)}; a CIFAR-10 batch holds a uint8 array of shape (n, 3072)"
         )
-    return data, labels
+    if isinstance(labels, np.ndarray) and labels.ndim == 1:
+        labels = labels.tolist()  # some copies of the dataset store the list of labels as an array
+    if not (isinstance(labels, list) and len(labels) == len(data)):
+        raise DatasetError(f"CIFAR10: {path} holds labels {_describe(labels)}; a CIFAR-10 batch holds a list of "
+                           f"{len(data)} integers, one per image")
+    _check_labels("CIFAR10", path, labels, len(CIFAR10_CLASSES))
+    return data, np.array(labels, dtype=np.int64)
+
+
+def _describe(value):
+    """What a value from a data file is, for an error message: a dtype and shape, or a type and length."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{value.shape}"
+    return type(value).__name__ + (f" of length {len(value)}" if isinstance(value, (list, tuple, bytes)) else "")
 
 
 class CIFAR10(ArrayDataset):

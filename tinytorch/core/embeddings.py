@@ -30,13 +30,6 @@ def _ids_array(ids, op):
 
 def embedding(ids, weight):
     """Rows of `weight` (V, d) picked by the integer `ids` (any shape): shape ids.shape + (d,).
-
-    TODO: check that every id lies in [0, V); raise an IndexError naming the first bad id, its
-          position and the vocabulary size otherwise. Then gather the rows and return
-          `Tensor.from_op(rows, "embedding", (weight,), ids=ids)`.
-    HINT: `bad = np.flatnonzero((ids < 0) | (ids >= V))` finds the bad ones in the flattened
-          array; `np.unravel_index(bad[0], ids.shape)` turns the first into a position.
-          `weight.data[ids]` gathers (a copy of the rows, in the shape of ids plus d).
     """
     ids = _ids_array(ids, "embedding")
     if weight.ndim != 2:
@@ -56,14 +49,6 @@ def embedding(ids, weight):
 @register_backward("embedding")
 def embedding_backward(grad, out):
     """Gradient of the table: each position's gradient added into the row of its id.
-
-    TODO: flatten the ids to (N,) and grad to (N, d); sort the positions by id; find where each
-          run of equal ids starts; sum each run with np.add.reduceat; write the sums into a
-          zero table at the distinct ids. Return a one-element tuple.
-    HINT: `order = np.argsort(ids, kind="stable")`, `sorted_ids = ids[order]`;
-          `starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])`;
-          `np.add.reduceat(rows[order], starts, axis=0)`. With no ids at all (N = 0),
-          return the zero table: reduceat needs at least one start.
     """
     weight = out._inputs[0]
     ids = out._saved["ids"].reshape(-1)
@@ -83,10 +68,6 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, dtype=DEFAULT_FLOAT):
         """Create the table, a Parameter of shape (num_embeddings, embedding_dim) drawn from N(0, 1).
-
-        TODO: validate both sizes with `check_positive_int`, store them, and create `self.weight`.
-        HINT: `randn(num_embeddings, embedding_dim, dtype=dtype)` draws from module 01's seeded
-              generator; wrap its array in a Parameter.
         """
         super().__init__()
         self.num_embeddings = check_positive_int("Embedding", "num_embeddings", num_embeddings)
@@ -103,13 +84,6 @@ class Embedding(Module):
 
 def sinusoidal_encoding(max_len, d_model, dtype=DEFAULT_FLOAT):
     """The (max_len, d_model) NumPy table of Vaswani et al. (2017): sin and cos of t * omega_i.
-
-    TODO: angles[t, i] = t * omega_i for the ceil(d_model / 2) frequencies omega_i =
-          10000 ** (-2i / d_model); even columns get sin(angles), odd columns cos(angles)
-          (one fewer column when d_model is odd).
-    HINT: `positions = np.arange(max_len)[:, None]`; `np.arange(0, d_model, 2)` are the 2i;
-          `table[:, 0::2]` and `table[:, 1::2]` are the even and odd columns. Compute in
-          float64, convert at the end.
     """
     max_len = check_positive_int("sinusoidal_encoding", "max_len", max_len)
     d_model = check_positive_int("sinusoidal_encoding", "d_model", d_model)
@@ -149,9 +123,6 @@ class SinusoidalPositionalEncoding(Module):
 
     def forward(self, x):
         """x + the encodings of positions 0..T-1.
-
-        TODO: check x with `_check_positions`, then add the first T rows of the table.
-        HINT: `self.encoding[:T]` is a view; broadcasting adds it to every sequence of the batch.
         """
         x = _check_positions("SinusoidalPositionalEncoding", x, self.max_len, self.d_model)
         encoding = self.encoding[: x.shape[-2]]
@@ -168,9 +139,6 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len, embedding_dim, dtype=DEFAULT_FLOAT):
         """Create `self.weight`, a Parameter of shape (max_len, embedding_dim) drawn from N(0, 1).
-
-        TODO: validate and store both sizes, then create the table as in `Embedding`.
-        HINT: `check_positive_int` and `randn`, as in Step 3.
         """
         super().__init__()
         self.max_len = check_positive_int("LearnedPositionalEmbedding", "max_len", max_len)
@@ -179,10 +147,6 @@ class LearnedPositionalEmbedding(Module):
 
     def forward(self, x):
         """x + the learned vectors of positions 0..T-1.
-
-        TODO: check x, then add the first T rows of `self.weight` (a Tensor operation, so that the
-              gradient reaches the table).
-        HINT: `self.weight[:T]`.
         """
         x = _check_positions("LearnedPositionalEmbedding", x, self.max_len, self.embedding_dim)
         return x + self.weight[: x.shape[-2]]

@@ -13,6 +13,12 @@ __all__ = [
     "Flatten",
     "Dropout",
     "Identity",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "Softmax",
+    "LogSoftmax",
 ]
 
 import math
@@ -20,6 +26,7 @@ from collections import namedtuple
 
 import numpy as np
 
+import tinytorch.core.activations as activations  # module 02, whose layers become Modules in Step 6
 from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn
 
 
@@ -28,9 +35,6 @@ class Parameter(Tensor):
 
     def __init__(self, data, dtype=None, requires_grad=True):
         """Wrap `data` like `Tensor(data, dtype)`, requiring a gradient unless told otherwise.
-
-        TODO: initialise the Tensor part with the same arguments.
-        HINT: `super().__init__(...)` runs Tensor's constructor, dtype rules and checks included.
         """
         super().__init__(data, dtype=dtype, requires_grad=requires_grad)
 
@@ -73,13 +77,6 @@ class Module:
     # ---- registration ------------------------------------------------------------------------
     def __setattr__(self, name, value):
         """Store `value` as an attribute and register it when it is a Parameter or a Module.
-
-        TODO: sort `value` into self._parameters, self._modules or self._buffers (see the table
-              above), remove `name` from the registries it no longer belongs to, then store
-              it with `object.__setattr__(self, name, value)`.
-        HINT: `_is_layer(value)` tells a child; a list of layers becomes `ModuleList(value)` first.
-              `dict.pop(name, None)` removes a key that may be absent; assigning to a key that
-              is present keeps its position (a replaced layer stays where it was).
         """
         if "_parameters" not in self.__dict__:
             if isinstance(value, Parameter) or _is_layer(value):
@@ -150,13 +147,6 @@ class Module:
     # ---- walking the tree ----------------------------------------------------------------------
     def named_modules(self, prefix="", remove_duplicate=True):
         """Yield (name, module) for this module and every descendant Module, in pre-order.
-
-        TODO: yield `(prefix, self)`, then recurse into each child of `self._modules` that is a
-              Module, with the name `prefix + "." + child_name` (no leading dot when prefix is
-              empty). With `remove_duplicate`, a module reachable by two paths is yielded only
-              the first time.
-        HINT: a nested generator function and a set of `id(module)` values. Children that are
-              not Modules (activation layers) hold nothing to walk: skip them.
         """
         seen = set()
 
@@ -192,11 +182,6 @@ class Module:
 
     def named_parameters(self, prefix="", recurse=True):
         """Yield (dotted name, parameter) for every parameter, each parameter once.
-
-        TODO: for each (module_name, module) of `self.named_modules(prefix)` (or only this module
-              when `recurse` is False), yield its own parameters under `module_name + "." + name`,
-              skipping parameters already yielded.
-        HINT: track `id(parameter)` in a set; a Tensor's `==` compares values, not identity.
         """
         seen = set()
         walk = self.named_modules(prefix) if recurse else [(prefix, self)]
@@ -225,9 +210,6 @@ class Module:
     # ---- modes and gradients --------------------------------------------------------------------
     def train(self, mode=True):
         """Set training mode on this module and every descendant; returns self.
-
-        TODO: set `training = mode` on every module of the tree.
-        HINT: `self.modules()` walks the tree.
         """
         for module in self.modules():
             module.training = bool(mode)
@@ -269,9 +251,6 @@ class Module:
 
     def state_dict(self):
         """{dotted name: NumPy copy} of every parameter and buffer: what a checkpoint stores.
-
-        TODO: copy the array of every tensor from `self._state_tensors()`.
-        HINT: a copy, so that training on after saving does not change the saved values.
         """
         return {name: tensor.data.copy() for name, tensor in self._state_tensors().items()}
 
@@ -282,14 +261,6 @@ class Module:
         Every key, shape and dtype is checked, and a checkpoint that does not fit raises one
         RuntimeError listing every problem. `load_state_dict` calls it before it copies anything;
         a caller that loads several objects (model, optimizer, scheduler) checks them all first.
-
-        TODO: compare the keys of `state_dict` with `self._state_tensors()`: collect the missing
-              keys, the unexpected keys, the shape mismatches and the dtypes that cannot be cast to
-              the model's (complex or text into a float tensor). Raise one RuntimeError that lists
-              them all (missing and unexpected only when `strict`), else return the arrays to load
-              and LoadResult(missing, unexpected).
-        HINT: values may be NumPy arrays or Tensors: `np.asarray(value)` handles both;
-              `np.can_cast(array.dtype, tensor.dtype, "same_kind")` is the rule `np.copyto` follows.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(
@@ -333,10 +304,6 @@ class Module:
 
         Everything is checked first (`check_state_dict`): a refused checkpoint leaves the model as
         it was. Returns (missing_keys, unexpected_keys) like PyTorch.
-
-        TODO: copy each checked array into its tensor, in place, so that an optimizer holding the
-              parameters keeps seeing them.
-        HINT: `np.copyto(tensor.data, array)` writes into the existing array.
         """
         arrays, result = self.check_state_dict(state_dict, strict)
         own = self._state_tensors()
@@ -393,24 +360,16 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=DEFAULT_FLOAT):
         """Create the weight and (optionally) the bias with PyTorch's default initialisation.
-
-        TODO: set `self.weight` to a Parameter of shape (out_features, in_features) and `self.bias`
-              to a Parameter of shape (out_features,) (or None when bias is False), both from
-              U(-bound, bound) with bound = 1 / sqrt(in_features).
-        HINT: `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)` makes one.
         """
         super().__init__()
         self.in_features = check_positive_int("Linear", "in_features", in_features)
         self.out_features = check_positive_int("Linear", "out_features", out_features)
         bound = 1.0 / math.sqrt(self.in_features)
-        self.weight = uniform_(Parameter(np.empty((self.out_features, self.in_features)), dtype=dtype), -bound, bound)
-        self.bias = uniform_(Parameter(np.empty(self.out_features), dtype=dtype), -bound, bound) if bias else None
+        self.weight = uniform_(Parameter(np.zeros((self.out_features, self.in_features), dtype), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.zeros(self.out_features, dtype), dtype=dtype), -bound, bound) if bias else None
 
     def forward(self, x):
         """Apply the layer to `x` of shape (..., in_features); returns (..., out_features).
-
-        TODO: check the last dimension of x, then compute x @ W.T (+ b) with Tensor operations.
-        HINT: `self.weight.T` is the transpose; a 0-d input has no last dimension.
         """
         x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -455,11 +414,6 @@ class ModuleList(Module):
 
     def __getitem__(self, index):
         """The module at `index`, or a new container of the same modules for a slice.
-
-        TODO: return the module at position `index` (negative counts from the end); for a slice,
-              a new ModuleList of the selected modules (shared, not copied).
-        HINT: `list(self._modules.values())` is the modules in order; `self._position(index)`
-              checks the range.
         """
         modules = list(self._modules.values())
         if isinstance(index, slice):
@@ -501,9 +455,6 @@ class Sequential(ModuleList):
 
     def forward(self, x):
         """Feed `x` through every module in order.
-
-        TODO: apply each module to the output of the previous one.
-        HINT: iterating over `self` yields the modules in order.
         """
         for module in self:
             x = module(x)
@@ -541,11 +492,6 @@ class Dropout(Module):
 
     def forward(self, x):
         """Apply dropout in training mode; the identity in evaluation mode.
-
-        TODO: when training and p > 0, multiply x by a mask that is 0 with probability p and
-              1 / (1 - p) elsewhere (all zeros when p == 1).
-        HINT: `rand(*x.shape, dtype=x.dtype).data >= self.p` is True with probability 1 - p.
-              Multiply with `x * Tensor(mask)` so the operation is recorded for gradients.
         """
         if not self.training or self.p == 0.0:
             return x
@@ -565,3 +511,27 @@ class Identity(Module):
 
     def forward(self, x):
         return x
+
+
+class ReLU(activations.ReLU, Module):
+    """max(x, 0) as a Module (module 02's ReLU, with Module's train/eval/state_dict)."""
+
+
+class Sigmoid(activations.Sigmoid, Module):
+    """1 / (1 + exp(-x)) as a Module."""
+
+
+class Tanh(activations.Tanh, Module):
+    """tanh(x) as a Module."""
+
+
+class GELU(activations.GELU, Module):
+    """x * Phi(x) as a Module; approximate="none" (exact, via erf) or "tanh"."""
+
+
+class Softmax(activations.Softmax, Module):
+    """Probabilities along `dim` as a Module."""
+
+
+class LogSoftmax(activations.LogSoftmax, Module):
+    """Log-probabilities along `dim` as a Module."""

@@ -17,6 +17,7 @@ __all__ = [
 import numpy as np
 
 from tinytorch.core.activations import log_softmax
+from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor, as_tensor, exp, log, maximum, where
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -56,9 +57,6 @@ def _check_same_shape(op, input, target):
 
 def mse_loss(input, target, *, reduction="mean"):
     """Mean squared error between predictions and targets of the same shape (PyTorch's `F.mse_loss`).
-
-    TODO: compute the squared difference elementwise and reduce it with `_reduce`.
-    HINT: `difference = input - target`; `difference * difference` squares it with primitives.
     """
     _check_reduction("mse_loss", reduction)
     input = as_tensor(input)
@@ -118,9 +116,6 @@ def _pick_targets(log_probs, target):
 
 def nll_loss(input, target, *, reduction="mean"):
     """Negative log-likelihood of class indices, from log-probabilities (PyTorch's `F.nll_loss`).
-
-    TODO: negate the log-probabilities of the target classes and reduce them.
-    HINT: `_pick_targets(input, target)` returns them in the shape of `target`.
     """
     _check_reduction("nll_loss", reduction)
     input = as_tensor(input)
@@ -135,11 +130,6 @@ def _check_label_smoothing(op, label_smoothing):
 
 def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
     """Cross-entropy between logits (N, C) or (N, C, d1, ...) and class indices (PyTorch's `F.cross_entropy`).
-
-    TODO: take `log_softmax` along the class dimension, negate the target classes' values, mix
-          in label smoothing when it is positive, and reduce.
-    HINT: `class_dim = _class_dim("cross_entropy", input)`; the smoothing term is
-          `-log_probs.mean(dim=class_dim)`; the mix is `(1 - eps) * nll + eps * smooth`.
     """
     _check_reduction("cross_entropy", reduction)
     _check_label_smoothing("cross_entropy", label_smoothing)
@@ -156,10 +146,6 @@ def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
 
 def _clamped_log(probabilities):
     """log(p) floored at -100, as PyTorch's BCELoss does; finite, with no warning, at p = 0.
-
-    TODO: where p > 0 take `maximum(log(p), -100.0)`; where p == 0 the result is -100.0. Never
-          evaluate log(0): take the log of `where(p > 0, p, 1.0)` instead.
-    HINT: `positive = probabilities.data > 0`; `where(positive, ..., -100.0)` puts the floor back.
     """
     positive = probabilities.data > 0
     safe = where(positive, probabilities, 1.0)
@@ -168,9 +154,6 @@ def _clamped_log(probabilities):
 
 def binary_cross_entropy(input, target, *, reduction="mean"):
     """Binary cross-entropy between probabilities in [0, 1] and targets (PyTorch's `F.binary_cross_entropy`).
-
-    TODO: compute -(y log p + (1 - y) log(1 - p)) with `_clamped_log` for both logs, then reduce.
-    HINT: `1.0 - input` is a Tensor operation, so the gradient flows through it.
     """
     _check_reduction("binary_cross_entropy", reduction)
     input = as_tensor(input)
@@ -189,11 +172,6 @@ def binary_cross_entropy(input, target, *, reduction="mean"):
 def binary_cross_entropy_with_logits(input, target, *, reduction="mean"):
     """Binary cross-entropy from logits, sigmoid included, stable for any logit
     (PyTorch's `F.binary_cross_entropy_with_logits`).
-
-    TODO: compute max(x, 0) - x * y + log(1 + exp(-|x|)) from Tensor operations, then reduce;
-          take max(x, 0) and -|x| from one condition, `input.data >= 0`, so that both use the
-          same branch at x = 0.
-    HINT: `where(positive, input, 0.0)` is max(x, 0); `where(positive, -input, input)` is -|x|.
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     input = as_tensor(input)
@@ -204,33 +182,19 @@ def binary_cross_entropy_with_logits(input, target, *, reduction="mean"):
     return _reduce(losses, reduction)
 
 
-class Loss:
-    """What every loss object shares: `loss_fn(input, target)` calls `forward`; no parameters."""
+class Loss(Module):
+    """What every loss shares: a Module whose `forward(input, target)` gives the loss; no parameters."""
 
     def __init__(self, *, reduction="mean"):
+        super().__init__()
         _check_reduction(type(self).__name__, reduction)
         self.reduction = reduction
 
     def forward(self, input, target):
         raise NotImplementedError(f"{type(self).__name__}.forward: a loss must define forward(input, target)")
 
-    def __call__(self, input, target):
-        """`loss_fn(input, target)` runs `loss_fn.forward(input, target)`, as in PyTorch.
-
-        TODO: return `self.forward(input, target)`.
-        HINT: one line.
-        """
-        return self.forward(input, target)
-
-    def parameters(self):
-        """Losses have no trainable tensors."""
-        return []
-
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 class MSELoss(Loss):

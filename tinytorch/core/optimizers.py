@@ -47,7 +47,7 @@ def _check_kind(owner, state_dict):
     if not isinstance(state_dict, dict):
         raise ValueError(f"{owner}.load_state_dict: expects a dict, as state_dict() returns, got {type(state_dict).__name__}")
     saved = state_dict.get("kind", owner)  # states saved before the kind was recorded carry none
-    if saved != owner:
+    if not isinstance(saved, str) or saved != owner:
         raise ValueError(
             f"{owner}.load_state_dict: this state was saved by {saved!r}, not by {owner}; build the "
             f"{saved} that the saved run used, or do not load this state and let the {owner} start afresh"
@@ -96,11 +96,6 @@ class Optimizer:
 
     def add_param_group(self, group):
         """Add a dict {"params": [...], option: value, ...}; options it omits take the defaults.
-
-        TODO: copy `group`, turn its "params" into a list, check that each is a floating-point
-              Tensor not already in another group, fill in the missing options from
-              `self.defaults`, validate them with `self._check_options(group)`, and append.
-        HINT: `dict.setdefault(key, value)` fills a missing option. Compare parameters by `id`.
         """
         name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
@@ -160,11 +155,6 @@ class Optimizer:
 
     def state_dict(self):
         """{"kind": class name, "state": {position: {name: copy}}, "param_groups": [options with "params": positions]}.
-
-        TODO: number the parameters 0, 1, 2, ... in group order; copy each group's options with
-              "params" replaced by the positions; copy each parameter's state (arrays copied)
-              under its position.
-        HINT: a dict from `id(param)` to its position does the numbering.
         """
         position = {}
         groups = []
@@ -186,11 +176,6 @@ class Optimizer:
         options. The state must come from the same kind of optimizer, with the same numbers of
         groups and of parameters per group, options that the constructor would accept, and state
         arrays of each parameter's shape. `load_state_dict` calls it before it changes anything.
-
-        TODO: check that the numbers of parameters per group match and map each saved position to
-              this optimizer's parameter; check each entry of the saved state with
-              `self._check_entry(position, entry, param, options)`, the options of its group.
-        HINT: `int(position)` also accepts positions that a JSON round trip turned into strings.
         """
         name = type(self).__name__
         _check_kind(name, state_dict)
@@ -309,11 +294,6 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, state, group):
         """One SGD step on the array `param`, in place.
-
-        TODO: add weight decay to the gradient (as a new array), apply momentum to
-              state["momentum_buffer"] (created as a copy of the gradient at the first step),
-              use the Nesterov direction when asked, then param -= lr * direction.
-        HINT: `np.array(grad, dtype=param.dtype)` is a copy in the parameter's dtype.
         """
         momentum, weight_decay = group["momentum"], group["weight_decay"]
         if weight_decay != 0:
@@ -358,14 +338,6 @@ class Adam(Optimizer):
 
     def _update(self, param, grad, state, group):
         """One Adam step on the array `param`, in place.
-
-        TODO: create state (step 0, exp_avg and exp_avg_sq zeros, max_exp_avg_sq with amsgrad) at
-              the first step; count the step; apply weight decay (decoupled: param *= 1 - lr * wd;
-              otherwise grad + wd * param); update both moments in place; divide the
-              bias-corrected first moment by the bias-corrected square root of the second
-              (its running maximum with amsgrad) plus eps, and subtract lr times that.
-        HINT: `work = np.multiply(grad, 1 - beta1)` is the one scratch array; `np.sqrt(v, out=work)`
-              and `np.divide(m, work, out=work)` reuse it.
         """
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]
@@ -429,12 +401,6 @@ class RMSprop(Optimizer):
 
     def _update(self, param, grad, state, group):
         """One RMSprop step on the array `param`, in place.
-
-        TODO: create state at the first step (step, square_avg, momentum_buffer when momentum > 0,
-              grad_avg when centered); add weight decay; update square_avg (and grad_avg); divide
-              the gradient by sqrt(square_avg - grad_avg**2 when centered) + eps; step directly or
-              through the momentum buffer.
-        HINT: as in Adam, one scratch array `work` holds the denominator.
         """
         alpha, momentum, weight_decay = group["alpha"], group["momentum"], group["weight_decay"]
         if not state:
@@ -475,11 +441,6 @@ class RMSprop(Optimizer):
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     """Scale the gradients in place so that their combined norm is at most max_norm; returns the norm.
-
-    TODO: gather the gradients (skip None), compute their combined norm, and when
-          max_norm / (norm + 1e-6) < 1 multiply every gradient by that factor in place.
-    HINT: for p = 2 the combined norm is sqrt(sum of every squared entry); `np.dot(flat, flat)`
-          sums the squares of a 1-D array, and `g.ravel(order="K")` flattens without copying.
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
@@ -547,8 +508,8 @@ class LRScheduler:
         base_lrs = state_dict.get("base_lrs")
         groups = len(self.optimizer.param_groups)
         if not isinstance(base_lrs, list) or len(base_lrs) != groups:
-            raise ValueError(f"{name}.load_state_dict: base_lrs must be a list of {groups} rates, one per group, "
-                             f"got {base_lrs!r}")
+            raise ValueError(f"{name}.load_state_dict: base_lrs must be a list of one rate per parameter group "
+                             f"({groups} here), got {base_lrs!r}")
         for index, lr in enumerate(base_lrs):
             _check_option(f"{name}.load_state_dict", f"base_lrs[{index}]", lr)
         return state_dict["last_epoch"], list(base_lrs)
@@ -575,9 +536,6 @@ class StepLR(LRScheduler):
 
     def get_lr(self):
         """The rate of each group at step `self.last_epoch`.
-
-        TODO: base_lr * gamma ** (number of completed step_size periods), for each group.
-        HINT: `//` counts the completed periods; `self.base_lrs` holds one base rate per group.
         """
         return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
 
@@ -593,9 +551,6 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self):
         """The rate of each group at step t = `self.last_epoch`.
-
-        TODO: eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 for each group.
-        HINT: the cosine factor is the same for every group: compute it once.
         """
         cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
         return [self.eta_min + (base_lr - self.eta_min) * cosine for base_lr in self.base_lrs]
@@ -618,9 +573,6 @@ class CosineWarmupLR(LRScheduler):
 
     def get_lr(self):
         """The rate of each group at step t = `self.last_epoch`.
-
-        TODO: the warmup, cosine and floor phases of the class docstring, for each group.
-        HINT: clamping the progress at 1 gives the floor phase for free.
         """
         t = self.last_epoch
         if t < self.warmup_steps:

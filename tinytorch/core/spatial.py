@@ -51,11 +51,6 @@ def _pair(value, name="value"):
 
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Output length along one axis: floor((size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1.
-
-    TODO: return the output length; raise a ValueError that names every number involved when
-          the (dilated) kernel does not fit in the padded input (the result would be < 1), or
-          when kernel_size, stride or dilation is below 1 or padding is negative.
-    HINT: the dilated kernel spans `dilation * (kernel_size - 1) + 1` pixels; `//` floors.
     """
     if kernel_size < 1 or stride < 1 or dilation < 1 or padding < 0:
         raise ValueError(
@@ -76,13 +71,6 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
     """SLOW REFERENCE: convolution as explicit Python loops over NumPy arrays (small inputs only).
 
     x: (N, C, H, W), weight: (O, C // groups, kh, kw), bias: (O,) or None. Returns (N, O, Ho, Wo).
-
-    TODO: pad x with zeros, then for each image n, output channel o and output pixel (i, j),
-          sum the window times weight[o] (plus bias[o]).
-    HINT: output channel o belongs to group o // (O // groups), whose input channels start at
-          that group number times C // groups. The window of pixel (i, j) starts at
-          (i * stride, j * stride) and takes every dilation-th pixel:
-          `xp[n, c0:c0 + C_g, i*sh : i*sh + dh*(kh-1) + 1 : dh, j*sw : j*sw + dw*(kw-1) + 1 : dw]`.
     """
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
@@ -123,14 +111,6 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """The receptive fields of x (N, C, H, W) as the columns of a (C*kh*kw, N*Ho*Wo) array.
 
     Row (c, p, q) and column (n, i, j) hold x[n, c, i*sh + p*dh, j*sw + q*dw] of the padded input.
-
-    TODO: pad x, take `sliding_window_view` over the two spatial axes with the dilated kernel's
-          span, apply stride and dilation by slicing, transpose to (C, kh, kw, N, Ho, Wo), copy
-          once, and reshape to two dimensions.
-    HINT: `sliding_window_view(xp, (span_h, span_w), axis=(2, 3))` has shape
-          (N, C, Hp - span_h + 1, Wp - span_w + 1, span_h, span_w); then
-          `[:, :, ::sh, ::sw, ::dh, ::dw]` keeps one window per output pixel and one tap per
-          kernel weight, and `.transpose(1, 4, 5, 0, 2, 3)` orders the axes.
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(stride, "stride")
@@ -172,16 +152,6 @@ def _check_conv_arguments(op, x, weight, bias, groups):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of input (N, C, H, W) with weight (O, C // groups, kh, kw): im2col + one GEMM.
-
-    TODO: compute the output (N, O, Ho, Wo) as described above and return
-          `Tensor.from_op(out, "conv2d", inputs, cols=cols, ...)` with inputs (input, weight) or
-          (input, weight, bias), saving what the backward pass needs: cols, stride, padding,
-          dilation, groups.
-    HINT: `w_mat = weight.data.reshape(O, -1)`. With groups, rows g*K_g:(g+1)*K_g of cols and
-          rows g*O_g:(g+1)*O_g of w_mat belong together (K_g = C // groups * kh * kw);
-          `np.matmul(a, b, out=y[rows])` writes each group's product in place. Then
-          `y.reshape(O, N, Ho * Wo).transpose(1, 0, 2)` is the NCHW order: add the bias with
-          `np.add(..., bias[:, None], out=out)` to reorder and add in one pass.
     """
     input, weight = as_tensor(input), as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)
@@ -213,12 +183,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
     """The adjoint of im2col: sum the columns (C*kh*kw, N*Ho*Wo) back into an (N, C, H, W) array.
-
-    TODO: view cols as (C, kh, kw, N, Ho, Wo); into a zero array of the padded input's shape
-          add, for each tap (p, q), the slice cols[:, p, q] at the strided positions that tap
-          read from; return the unpadded part.
-    HINT: a transposed view `padded.transpose(1, 0, 2, 3)` has the (C, N, ...) axis order of the
-          columns. Tap (p, q) read rows `p*dh : p*dh + sh*(Ho-1) + 1 : sh` and the matching columns.
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(stride, "stride")
@@ -240,14 +204,6 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
 @register_backward("conv2d")
 def conv2d_backward(grad, out):
     """Gradients of conv2d for (input, weight[, bias]), computed only for inputs that need one.
-
-    TODO: reorder grad to (O, N*Ho*Wo); weight gradient = G @ cols.T per group, bias gradient =
-          G summed over its columns, input gradient = col2im(W_mat.T @ G per group).
-    HINT: `np.ascontiguousarray(grad.reshape(N, O, -1).transpose(1, 0, 2)).reshape(O, -1)` is G;
-          `out._inputs[i].requires_grad` tells whether input i needs its gradient. When
-          cols has more rows than G, compute the weight gradient as `(cols @ G.T).T`: the same
-          product, but OpenBLAS shares that orientation between threads much better (a
-          measured fact, not a theorem).
     """
     x, weight = out._inputs[0], out._inputs[1]
     bias = out._inputs[2] if len(out._inputs) == 3 else None
@@ -290,10 +246,6 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, dtype=DEFAULT_FLOAT):
         """Create weight (out_channels, in_channels // groups, kh, kw) and bias (out_channels,).
-
-        TODO: check the channel counts against `groups`, store the hyperparameters (as pairs),
-              and create the parameters from U(-bound, bound), bound = 1 / sqrt(fan_in).
-        HINT: fan_in = in_channels // groups * kh * kw; `uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)`.
         """
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -311,8 +263,8 @@ class Conv2d(Module):
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = uniform_(Parameter(np.empty(shape), dtype=dtype), -bound, bound)
-        self.bias = uniform_(Parameter(np.empty(self.out_channels), dtype=dtype), -bound, bound) if bias else None
+        self.weight = uniform_(Parameter(np.zeros(shape, dtype), dtype=dtype), -bound, bound)
+        self.bias = uniform_(Parameter(np.zeros(self.out_channels, dtype), dtype=dtype), -bound, bound) if bias else None
 
     def forward(self, x):
         """Convolve x (N, in_channels, H, W) into (N, out_channels, Ho, Wo)."""
@@ -371,14 +323,6 @@ def _tiles_exactly(kernel, stride, padding, dilation, in_size, out_size):
 
 def _first_max(taps, count):
     """Elementwise maximum of `count` same-shaped arrays, and the index of the first that holds it.
-
-    TODO: start from a copy of the first array and winners of 0; for each next array k, mark
-          where it is strictly greater, take the maximum in place, and set the winner to k
-          where marked.
-    HINT: `np.maximum(best, tap, out=best)`. `winner += better * (k - winner)` sets k where
-          `better` is True and adds 0 elsewhere; we measured it twice as fast as
-          `np.putmask(winner, better, k)` or boolean indexing. The winners fit in int16 unless
-          there are more than 32,767 taps.
     """
     taps = iter(taps)
     best = np.array(next(taps))
@@ -393,11 +337,6 @@ def _first_max(taps, count):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
     """Max pooling over (N, C, H, W) windows; stride defaults to kernel_size (PyTorch's rule).
-
-    TODO: pad with -inf, take `_first_max` over the taps' strided views, and return
-          `Tensor.from_op(out, "max_pool2d", (input,), winner=..., kernel=..., ...)`.
-    HINT: `(view for _, view in _taps(padded, kernel, stride, dilation, out_size))` is a
-          generator of the taps' views.
     """
     input = as_tensor(input)
     kernel, stride, padding, dilation, out_size = _pool_geometry("max_pool2d", input, kernel_size, stride, padding, dilation)
@@ -411,14 +350,6 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
 @register_backward("max_pool2d")
 def max_pool2d_backward(grad, out):
     """Route each window's gradient to the input element that won it.
-
-    TODO: fast path (windows tile the input): for each tap (p, q) write its share into slice
-          [:, :, :, p, :, q] of an empty (N, C, Ho, kh, Wo, kw) array and reshape to (N, C, H, W).
-          Otherwise add each tap's share into a zero padded array at the tap's strided positions
-          and cut the padding off.
-    HINT: tap k's share is grad times the mask `winner == k`:
-          `np.multiply(grad, winner == k, out=tiles[:, :, :, p, :, q])` writes it in place (we
-          measured it six times as fast as `np.where(mask, grad, 0)` into a strided slice).
     """
     x = out._inputs[0]
     s = out._saved
@@ -439,14 +370,6 @@ def max_pool2d_backward(grad, out):
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0):
     """Average pooling over (N, C, H, W) windows (padded zeros count, as PyTorch's default).
-
-    TODO: fast path (windows tile the input): sum the (N, C, Ho, kh, Wo, kw) reshape over the
-          two window axes. General path: sum the taps' strided views of the zero-padded input.
-          Divide by kh*kw and return
-          `Tensor.from_op(out, "avg_pool2d", (input,), kernel=..., stride=..., padding=...)`.
-    HINT: the fast path is what global average pooling uses: one NumPy reduction instead of a
-          Python loop over H*W taps. `_taps(padded, kernel, stride, (1, 1), out_size)` yields
-          the views of the general path; start from a copy of the first and add the others.
     """
     input = as_tensor(input)
     kernel, stride, padding, dilation, out_size = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1)
@@ -469,10 +392,6 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
 @register_backward("avg_pool2d")
 def avg_pool2d_backward(grad, out):
     """Spread each window's gradient evenly over the window: grad / (kh*kw) to every tap.
-
-    TODO: fast path (windows tile the input): broadcast grad / (kh*kw) to (N, C, Ho, kh, Wo, kw)
-          and reshape; otherwise add it at each tap's strided positions of a zero padded array.
-    HINT: `np.broadcast_to(share[:, :, :, None, :, None], tiled_shape).reshape(N, C, H, W)`.
     """
     x = out._inputs[0]
     kernel, stride, padding = out._saved["kernel"], out._saved["stride"], out._saved["padding"]
@@ -490,10 +409,6 @@ def avg_pool2d_backward(grad, out):
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size; output_size=1 (or (1, 1)) is global average pooling.
-
-    TODO: check that output_size divides the input's height and width, then call avg_pool2d
-          with kernel = stride = input size // output size.
-    HINT: the error for a size that does not divide should say which sizes and suggest one that does.
     """
     input = as_tensor(input)
     if input.ndim != 4:
@@ -561,14 +476,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     training=True: normalise with the batch's statistics and, when running_mean / running_var
     are given (Tensors), update them in place (running_var with the unbiased variance).
     training=False: normalise with running_mean / running_var.
-
-    TODO: compute the per-channel mean and 1/sqrt(var + eps) (from the batch or the running
-          statistics), the output gamma * x_hat + beta, and return
-          `Tensor.from_op(out, "batch_norm", inputs, mean=..., inv_std=..., training=..., affine=...)`
-          where inputs is (input,) followed by whichever of weight and bias are given.
-    HINT: `x3 = input.data.reshape(N, C, -1)` puts each channel's values on one axis pair;
-          `np.einsum("ncl->c", x3)` sums per channel. Momentum None means a cumulative average
-          (PyTorch's rule) and needs a batch counter, which BatchNorm2d passes in as `momentum`.
     """
     input = as_tensor(input)
     if input.ndim < 2:
@@ -615,14 +522,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 @register_backward("batch_norm")
 def batch_norm_backward(grad, out):
     """The analytic gradient of batch_norm for (input, [weight], [bias]).
-
-    TODO: recompute x - mean from the input and the saved mean; weight gradient
-          sum(g * x_hat), bias gradient sum(g), input gradient from the formula above (training)
-          or gamma * inv_std * g (eval). Return one entry per input, in order.
-    HINT: work on (N, C, L) views; `np.einsum("ncl,ncl->c", g3, centered)` is sum(g * (x - mean))
-          per channel, and x_hat = centered * inv_std, so fold inv_std into the per-channel
-          coefficients instead of making a full-size pass for it. Build the input gradient in
-          place on one new array to keep memory low.
     """
     s = out._saved
     x = out._inputs[0]
@@ -657,11 +556,6 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=DEFAULT_FLOAT):
         """Create weight/bias (when affine) and the running-statistics buffers.
-
-        TODO: store the settings; weight = ones, bias = zeros (Parameters) when affine; register
-              buffers running_mean = zeros, running_var = ones and num_batches_tracked = 0 (int64)
-              when track_running_stats.
-        HINT: `self.register_buffer(name, Tensor(...))`; attributes set to None still exist.
         """
         super().__init__()
         check_positive_int("BatchNorm2d", "num_features", num_features)

@@ -124,13 +124,6 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad=False):
         """Wrap `data` (a list, scalar, NumPy array or Tensor) in a tensor.
-
-        TODO: set `self.data` to a NumPy array following the dtype rules above.
-        HINT: `np.asarray(data, dtype=dtype)` converts without copying when it can; only
-              float64 changes (to float32) when no dtype is given. `array.dtype.kind` is 'f',
-              'i', 'u' or 'b' for numeric data.
-              Ragged lists and non-numeric data (strings, objects) raise a TypeError or
-              ValueError that says what was wrong.
         """
         if isinstance(data, Tensor):
             data = data.data
@@ -779,6 +772,12 @@ def _dims(dim, ndim):
     return () if ndim == 0 else tuple(int(d) % ndim for d in dims)
 
 
+def _single_axis(dim, ndim):
+    """The one NumPy axis that `dim` names (None for a 0-d tensor, which has none)."""
+    dims = _dims(dim, ndim)
+    return dims[0] if dims else None
+
+
 def sum(a, dim=None, keepdim=False):
     """Sum over `dim` (None: all elements)."""
     dims = _dims(dim, a.ndim)
@@ -807,7 +806,7 @@ def argmax(a, dim=None, keepdim=False):
     """Index of the largest value over `dim` (None: into the flattened tensor)."""
     if dim is None:
         return Tensor(np.argmax(a.data))
-    return Tensor(np.argmax(a.data, axis=_dims(dim, a.ndim)[0], keepdims=keepdim))
+    return Tensor(np.argmax(a.data, axis=_single_axis(dim, a.ndim), keepdims=keepdim))
 
 
 def max(a, dim=None, keepdim=False):
@@ -821,7 +820,7 @@ def min(a, dim=None, keepdim=False):
     """PyTorch's min: the smallest element, or `(values, indices)` along `dim`."""
     if dim is None:
         return -amax(-a)
-    return MaxResult(-amax(-a, dim, keepdim), Tensor(np.argmin(a.data, axis=_dims(dim, a.ndim)[0], keepdims=keepdim)))
+    return MaxResult(-amax(-a, dim, keepdim), Tensor(np.argmin(a.data, axis=_single_axis(dim, a.ndim), keepdims=keepdim)))
 
 
 def reshape(a, *shape):

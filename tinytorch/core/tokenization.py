@@ -38,12 +38,6 @@ def pad_batch(sequences, pad_id=0, max_length=None):
 
     Returns `EncodedBatch(input_ids, attention_mask)`: `input_ids` is an int64 Tensor padded on
     the right with `pad_id`; `attention_mask` is a bool Tensor, True where a real token sits.
-
-    TODO: cut each sequence to `max_length` (when given), find the row length, and fill an
-          int64 array of `pad_id`s with the sequences, plus the boolean mask.
-    HINT: lengths = np.array([len(s) for s in sequences]); the mask is
-          np.arange(length) < lengths[:, None]; ids[mask] = np.concatenate(sequences) fills
-          the rows in order (row-major). An empty batch has shape (0, length).
     """
     if max_length is not None and max_length < 1:
         raise ValueError(f"pad_batch: max_length must be at least 1, got {max_length}")
@@ -115,14 +109,6 @@ class CharTokenizer(Tokenizer):
 
         With `unk_token` (a string such as "<unk>"), one more id, the last, stands for every
         character outside the vocabulary; without it, such a character is an error.
-
-        TODO: set `self.itos` (id -> string: the characters, then `unk_token` if given),
-              `self.stoi` (character -> id), `self.unk_id` (the unknown token's id or None), and
-              `self._table`: an int32 array indexed by code point holding each character's id
-              and -1 everywhere else, one entry longer than the largest code point (that last
-              -1 stands for every larger code point).
-        HINT: ord(character) is its code point; np.full(size, -1, dtype=np.int32) then
-              table[[ord(c) for c in chars]] = range(len(chars)).
         """
         chars = list(vocab)
         for character in chars:
@@ -153,14 +139,6 @@ class CharTokenizer(Tokenizer):
 
     def encode(self, text):
         """One id per character of `text`.
-
-        TODO: turn `text` into an array of code points, look them all up in `self._table`
-              (code points beyond the table read its last entry, -1), then deal with the -1s:
-              map them to `self.unk_id`, or, without an unknown token, raise a ValueError
-              naming the first unknown character, its code point and its position.
-        HINT: codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32);
-              np.minimum(codes, len(table) - 1) keeps the index in range;
-              np.flatnonzero(ids < 0) lists the unknown positions. Return ids.tolist().
         """
         if not isinstance(text, str):
             raise TypeError(f"CharTokenizer.encode: expects a str, got {type(text).__name__}")
@@ -183,9 +161,6 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids):
         """The characters of `ids` joined into a string (the unknown id gives `unk_token`).
-
-        TODO: look each id up in `self.itos` and join the strings.
-        HINT: "".join([...]) over a list is the fast way to build a long string.
         """
         ids = _checked_ids(ids, self.vocab_size, "CharTokenizer.decode")
         itos = self.itos
@@ -221,9 +196,6 @@ def _special_pattern(special_tokens):
 
 def get_pair_counts(word_counts):
     """Counter of adjacent id pairs over `{tuple of ids: frequency}`, weighted by frequency.
-
-    TODO: for every sequence and every adjacent pair in it, add the sequence's frequency.
-    HINT: zip(ids, ids[1:]) walks the adjacent pairs of a sequence.
     """
     counts = Counter()
     for ids, frequency in word_counts.items():
@@ -234,10 +206,6 @@ def get_pair_counts(word_counts):
 
 def merge_pair(ids, pair, new_id):
     """`ids` (a list) with every occurrence of `pair` replaced by `new_id`, left to right.
-
-    TODO: walk the list; where ids[i], ids[i + 1] equals `pair`, emit new_id and skip both,
-          otherwise emit ids[i].
-    HINT: a while loop with an index i that moves by 2 after a merge and by 1 otherwise.
     """
     first, second = pair
     merged = []
@@ -258,13 +226,6 @@ def train_bpe(text, vocab_size, special_tokens=()):
     The vocabulary holds 256 byte tokens, the merges, then `special_tokens`, so
     `vocab_size - 256 - len(special_tokens)` merges are learned (fewer if the text runs out of
     pairs). Ties between equally frequent pairs go to the smaller pair.
-
-    TODO: count the chunks of the text outside special tokens; turn each distinct chunk into a
-          list of byte ids; count pairs (get_pair_counts) and index which chunks hold each pair;
-          then for each merge pick the best pair and update only the chunks that hold it.
-    HINT: Counter(pretokenize(piece)) counts chunks; defaultdict(set) makes `where`;
-          best = max(pair_counts.values()), then min(p for p, c in pair_counts.items() if c == best);
-          where.pop(pair) hands you the chunks to update.
     """
     special_tokens = list(special_tokens)
     if not isinstance(text, str):
@@ -315,11 +276,6 @@ def train_bpe(text, vocab_size, special_tokens=()):
 
 def encode_chunk(data, merge_ids):
     """The BPE ids of one chunk's bytes, applying the learned merges in rank order.
-
-    TODO: start from the list of byte values; while two or more ids remain, take the adjacent
-          pair with the smallest id in `merge_ids`; stop if it is not a learned merge, else
-          merge it with merge_pair.
-    HINT: min(zip(ids, ids[1:]), key=lambda p: merge_ids.get(p, float("inf"))).
     """
     ids = list(data)
     while len(ids) >= 2:
@@ -349,13 +305,6 @@ class BPETokenizer(Tokenizer):
 
     def _build(self, merges, special_tokens):
         """Check `merges` and `special_tokens`, then make the tables that encode and decode use.
-
-        TODO: after the checks (given), set `self.token_bytes` (id -> bytes: the 256 single
-              bytes, then for each merge the two byte strings it joins, then the UTF-8 of each
-              special token), `self.merges`, `self.merge_ids` ({pair: 256 + rank}) and
-              `self.special_tokens` ({token: id}, the ids right after the merges).
-        HINT: bytes([value]) is a one-byte string; token_bytes[first] + token_bytes[second]
-              is the token that a merge makes.
         """
         merges = [tuple(pair) for pair in merges]
         special_tokens = list(special_tokens)
@@ -416,13 +365,6 @@ class BPETokenizer(Tokenizer):
 
     def encode(self, text, allow_special=True):
         """The BPE ids of `text`; special tokens (when allowed) become their single id.
-
-        TODO: split out the special tokens (when allowed and any exist); each special token
-              gives its id, every other piece is cut by pretokenize and each chunk is encoded by
-              encode_chunk — through `self._cache` (chunk string -> list of ids).
-        HINT: self._special_splitter.split(text) alternates text, special, text, ...;
-              a chunk's bytes are chunk.encode("utf-8"); clear the cache when it holds
-              _CACHE_LIMIT entries.
         """
         if not isinstance(text, str):
             raise TypeError(f"BPETokenizer.encode: expects a str, got {type(text).__name__}")
@@ -448,9 +390,6 @@ class BPETokenizer(Tokenizer):
 
     def decode(self, ids):
         """The text of `ids`: their bytes joined and decoded as UTF-8 (fragments become U+FFFD).
-
-        TODO: join the byte strings of the ids and decode them.
-        HINT: b"".join(...).decode("utf-8", errors="replace").
         """
         ids = _checked_ids(ids, self.vocab_size, "BPETokenizer.decode")
         token_bytes = self.token_bytes
@@ -487,14 +426,6 @@ BPE_FORMAT_VERSION = 1
 
 def read_tokenizer_file(path):
     """The checked contents of a BPE tokenizer file: a dict with `merges` and `special_tokens`.
-
-    TODO: read and parse the JSON; check that it is an object with format BPE_FORMAT, version
-          BPE_FORMAT_VERSION, this module's pattern, a list `merges` and an object
-          `special_tokens` whose ids follow the merges (256 + len(merges), +1, ...).
-          Every problem raises a ValueError naming the file and saying how to fix it.
-    HINT: json.loads raises json.JSONDecodeError (it has .msg, .lineno, .colno), and
-          RecursionError for brackets nested thousands deep; read the file as bytes and decode
-          UTF-8 yourself so that a binary file is explained too.
     """
     def invalid(reason):
         return ValueError(f"BPETokenizer.load: {path} is not a usable tokenizer file: {reason}")

@@ -75,11 +75,6 @@ def _labels_pair(predictions, targets):
 
 def accuracy(predictions, targets):
     """Fraction of predictions equal to the targets (labels, or scores of shape (N, C)).
-
-    TODO: turn both into label arrays with `_labels_pair`, then return the fraction that agree
-          as a Python float.
-    HINT: `(a == b).mean()` is the fraction of equal elements; an empty input has no accuracy:
-          raise a ValueError that says so.
     """
     predicted, true = _labels_pair(predictions, targets)
     if true.size == 0:
@@ -89,11 +84,6 @@ def accuracy(predictions, targets):
 
 def confusion_matrix(predictions, targets, num_classes=None):
     """Counts M[i, j] of examples of true class i predicted as class j (int64, shape (C, C)).
-
-    TODO: get label arrays with `_labels_pair`; C is `num_classes` or 1 + the largest label
-          seen; count each (true, predicted) pair in one vectorised pass.
-    HINT: `np.bincount(true * C + predicted, minlength=C * C).reshape(C, C)`.
-          Reject negative labels and labels >= num_classes with a ValueError naming the label.
     """
     predicted, true = _labels_pair(predictions, targets)
     largest = int(max(predicted.max(initial=-1), true.max(initial=-1)))
@@ -123,10 +113,6 @@ def precision_recall_f1(predictions, targets, num_classes=None, average="macro")
     average="macro" returns {"precision", "recall", "f1"} as floats (every class weighs the same)
     plus "support" (the number of examples); average=None returns arrays with one value per
     class, "support" included.
-
-    TODO: from the confusion matrix M: true positives are its diagonal, predicted counts its
-          column sums, actual counts (support) its row sums. Divide with `_safe_divide`.
-    HINT: F1 = 2 P R / (P + R), again 0 where P + R is 0.
     """
     if average not in ("macro", None):
         raise ValueError(f"precision_recall_f1: average must be 'macro' or None, got {average!r}")
@@ -168,14 +154,6 @@ def flatten_state(state, prefix=""):
     {"__tuple__": [...]}; dicts with a non-string key, or a key spelled like a tag ("__x__"),
     {"__dict__": [[key, value], ...]}; NumPy scalars plain numbers. Anything else (a function,
     an object) is refused with its path.
-
-    TODO: handle each kind of value in turn, recursing into lists, tuples and dicts with the
-          path extended by the key (or index).
-    HINT: `_join(path, key)` builds a child's path; a file format writes C-ordered arrays
-          (copy with `np.array(array, order="C")` when `array.flags.c_contiguous` is False;
-          not `np.ascontiguousarray`, which turns a 0-d array into shape (1,));
-          `isinstance(value, np.generic)` catches NumPy scalars, `.item()` converts them;
-          `_looks_like_tag(key)` spots a key that must not stay in a plain dict.
     """
     arrays = {}
     def store(array, path, tag):
@@ -213,10 +191,6 @@ def flatten_state(state, prefix=""):
 
 def unflatten_state(arrays, skeleton):
     """Rebuild the tree that `flatten_state` split: the inverse, tags and all.
-
-    TODO: walk the skeleton; replace each tag by what it stands for: the array at its path
-          (as a Tensor for "__tensor__"), a tuple, a dict with its original keys.
-    HINT: `Tensor(array, dtype=array.dtype)` keeps float64 as float64.
     """
     def build(node):
         if isinstance(node, list):
@@ -238,14 +212,15 @@ def unflatten_state(arrays, skeleton):
 
 
 def _check_skeleton(skeleton, arrays):
-    """Raise a ValueError saying what is wrong unless `skeleton` is one that flatten_state makes,
-    naming only arrays in `arrays`.
+    """Raise a ValueError saying what is wrong unless `skeleton` is one that flatten_state makes
+    for `arrays`: it names each of them exactly once, and nothing else.
 
     A file may have been damaged or written by anyone, and `unflatten_state` trusts its input. This
     walk uses its own stack, not recursion: a skeleton nested a million levels deep is refused
     with a message instead of overflowing Python's stack.
     """
-    pending = [(skeleton, "", 0)]
+    pending = [(skeleton, "", 1)]  # (node, its path, its level: the top is level 1)
+    named = set()
     while pending:
         node, path, depth = pending.pop()
         where = f"at '{path}'" if path else "at the top level"
@@ -261,8 +236,12 @@ def _check_skeleton(skeleton, arrays):
             elif len(node) != 1 or tags[0] not in _TAGS:
                 raise ValueError(f"has an unknown or mixed tag {where}: {sorted(map(str, node))[:5]}")
             elif tags[0] in ("__array__", "__tensor__"):
-                if not (isinstance(node[tags[0]], str) and node[tags[0]] in arrays):
-                    raise ValueError(f"names the array {node[tags[0]]!r} {where}, which the file does not hold")
+                name = node[tags[0]]
+                if not (isinstance(name, str) and name in arrays):
+                    raise ValueError(f"names the array {name!r} {where}, which the file does not hold")
+                if name in named:
+                    raise ValueError(f"names the array {name!r} twice ({where})")
+                named.add(name)
             elif not isinstance(node[tags[0]], list):
                 raise ValueError(f"has a {tags[0]} that is not a list {where}")
             elif tags[0] == "__tuple__":
@@ -278,6 +257,9 @@ def _check_skeleton(skeleton, arrays):
         elif not (node is None or isinstance(node, (bool, int, float, str))):
             raise ValueError(f"holds a {type(node).__name__} {where}")
         pending += [(child, _join(path, key), depth + 1) for key, child in children]
+    unnamed = sorted(set(arrays) - named)
+    if unnamed:  # flatten_state names every array; a file with others was changed (a renamed entry?)
+        raise ValueError(f"does not name the arrays {unnamed[:5]} that the file holds")
 
 
 _METADATA_KEY = "tinytorch"  # where the skeleton lives: safetensors metadata / an npz member
@@ -346,6 +328,9 @@ def _read_safetensors(data):
             "it is a safetensors file without TinyTorch's checkpoint metadata (another program wrote it); "
             "read its tensors with safetensors.numpy.load_file"
         )
+    unknown = sorted(set(metadata) - {_METADATA_KEY, _CHECKSUM_KEY})
+    if unknown:  # e.g. a damaged checksum entry's name: the file must not pass as one saved without a checksum
+        raise ValueError(f"its metadata has entries {unknown} that TinyTorch does not write")
     return arrays, metadata[_METADATA_KEY], metadata.get(_CHECKSUM_KEY)
 
 
@@ -450,9 +435,10 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, histor
 
 def _check_checkpoint(path, state):
     """A CheckpointError unless `state` has the fields that save_checkpoint writes."""
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+    # Types first: a crafted file may put an array where a string or number belongs, and == on arrays is elementwise.
+    if not (isinstance(state, dict) and isinstance(state.get("format"), str) and state["format"] == _CHECKPOINT_FORMAT):
         raise CheckpointError(f"load_checkpoint: {path} holds saved state, but not a checkpoint written by save_checkpoint")
-    if state.get("version") != _CHECKPOINT_VERSION:
+    if type(state.get("version")) is not int or state["version"] != _CHECKPOINT_VERSION:
         raise CheckpointError(f"load_checkpoint: {path} has checkpoint version {state.get('version')!r}; this "
                               f"TinyTorch reads version {_CHECKPOINT_VERSION} (a newer TinyTorch wrote it?)")
     epoch, history = state.get("epoch"), state.get("history")
@@ -506,11 +492,6 @@ class EarlyStopping:
 
     def update(self, value, epoch):
         """Record this epoch's value; return True when it is the best so far.
-
-        TODO: a value improves when there is no best yet, or when it beats the best by more
-              than min_delta (lower for mode "min", higher for "max"). On improvement store
-              best and best_epoch and reset the counter; otherwise count one more epoch.
-        HINT: `math.isnan(value)` — a NaN is never an improvement.
         """
         value = float(value)
         if math.isnan(value):
@@ -694,13 +675,6 @@ class Trainer:
 
     def train_epoch(self, loader):
         """One epoch of training steps; returns loss, accuracy and seconds per phase.
-
-        TODO: for each batch: forward (model, then loss), check the loss is finite (else raise
-              `self._diverged(value, batch_number)`), zero the gradients, backward, clip when
-              `self.grad_clip` is set, optimizer step. Time the three phases with
-              `time.perf_counter()` and add the batch to `totals`.
-        HINT: `math.isfinite(loss.item())`; `clip_grad_norm_(self._parameters, self.grad_clip)`;
-              `totals.add(loss_value, outputs, targets, self._threshold)`.
         """
         self.model.train()
         totals = _EpochTotals()
@@ -740,11 +714,6 @@ class Trainer:
     # ---- evaluation and prediction --------------------------------------------------------------
     def evaluate(self, loader):
         """Average loss and accuracy over `loader`, in eval mode and without recording gradients.
-
-        TODO: switch the model to eval(); under `no_grad()` run the forward pass and the loss for
-              every batch and add it to an `_EpochTotals`; put the model back in the mode it
-              was in (even if an error occurs).
-        HINT: `was_training = self.model.training`; `try: ... finally: self.model.train(was_training)`.
         """
         was_training = self.model.training
         self.model.eval()
@@ -788,13 +757,6 @@ class Trainer:
         ("val_loss" when there is validation data, else "train_loss"). checkpoint_path: save
         after every epoch, or only when `monitor` improved if save_best=True.
         early_stopping_patience: stop after that many epochs without improvement.
-
-        TODO: for each epoch: note the learning rate, run `train_epoch`, then `evaluate` on the
-              validation loader if there is one, step the scheduler (if it steps per epoch:
-              `self.scheduler_interval == "epoch"`), count the epoch, append
-              one entry to every history list, update the EarlyStopping, save a checkpoint when
-              asked, print a summary line, and stop early when the EarlyStopping says so.
-        HINT: `self._record(...)` appends the history entry; `self._summary()` is the line.
         """
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"Trainer.fit: epochs must be a whole number >= 0, got {epochs!r}")
@@ -918,12 +880,6 @@ def evaluate_model(model, loader, loss_fn=None, num_classes=None, threshold=None
 
 def plot_training_history(history, path="training_history.png", title=None):
     """Draw loss (and accuracy) per epoch into a PNG at `path`, written atomically; returns the Path.
-
-    TODO: make a matplotlib Figure with one panel for the losses and, when the history has
-          accuracies, one for them; plot train and val against the epochs, save the PNG into
-          a BytesIO and write its bytes with `write_atomic`.
-    HINT: `from matplotlib.figure import Figure` and `FigureCanvasAgg(figure)` need no pyplot;
-          `figure.savefig(buffer, format="png")`. Skip the None entries of a curve.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported here: only plots need it
     from matplotlib.figure import Figure

@@ -40,11 +40,6 @@ def _normalized_axes(x, normalized_shape):
 
 def layer_norm_composed(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalisation over the trailing `normalized_shape` dims, from Tensor primitives.
-
-    TODO: mean and (biased) variance over the normalised axes (keepdim=True), then
-          (x - mean) * (variance + eps) ** -0.5, then * weight and + bias when they are given.
-    HINT: `axes = _normalized_axes(x, normalized_shape)`; `x.mean(dim=axes, keepdim=True)`;
-          `centred * centred` squares with primitives.
     """
     axes = _normalized_axes(x, normalized_shape)
     centred = x - x.mean(dim=axes, keepdim=True)
@@ -59,13 +54,6 @@ def layer_norm_composed(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """PyTorch's F.layer_norm as one fused operation (analytic backward in `layer_norm_backward`).
-
-    TODO: on arrays: mean over the normalised axes, centre, variance, r = 1 / sqrt(variance + eps),
-          x_hat = centred * r, then y = x_hat * weight + bias (each when given). Return
-          `Tensor.from_op(y, "layer_norm", inputs, normalized=x_hat, rstd=r, axes=axes,
-          has_weight=..., has_bias=...)` with inputs = (x,) plus weight and bias when given.
-    HINT: `x.data.mean(axis=axes, keepdims=True)`; do the rest in place on the centred copy
-          (`centred *= rstd`). The variance is `np.mean(centred * centred, axis=axes, keepdims=True)`.
     """
     x = as_tensor(x)
     axes = _normalized_axes(x, normalized_shape)
@@ -90,11 +78,6 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 @register_backward("layer_norm")
 def layer_norm_backward(grad, out):
     """Gradients of x, weight and bias for the fused layer norm.
-
-    TODO: g = grad * weight (or grad); grad_x = rstd * (g - mean(g) - x_hat * mean(g * x_hat)),
-          means over the normalised axes; grad_weight = sum of grad * x_hat and grad_bias = sum
-          of grad over every leading axis. Return one gradient per input, in input order.
-    HINT: the leading axes are `tuple(range(grad.ndim - len(axes)))`.
     """
     saved = out._saved
     normalized, rstd, axes = saved["normalized"], saved["rstd"], saved["axes"]
@@ -119,11 +102,6 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=DEFAULT_FLOAT):
         """Store the shape and eps; create weight (ones) and bias (zeros) when elementwise_affine.
-
-        TODO: normalise `normalized_shape` to a tuple (an int n means (n,)); create `self.weight`
-              and `self.bias` as Parameters, or None (no bias when `bias` is False; neither when
-              `elementwise_affine` is False).
-        HINT: `np.ones(shape, dtype=dtype)`, `np.zeros(shape, dtype=dtype)`.
         """
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
@@ -146,12 +124,6 @@ class LayerNorm(Module):
 
 def gelu_tanh(x):
     """GELU with GPT-2's tanh approximation, as one fused operation (= module 02's gelu(x, "tanh")).
-
-    TODO: s = sigmoid(2 z) with z = sqrt(2/pi) (x + 0.044715 x^3); y = x * s;
-          return `Tensor.from_op(y, "gelu_tanh", (x,), sigmoid=s)`.
-    HINT: build -2z in place: `s = x * x`, `s *= -2 * 0.044715 * c`, `s -= 2 * c`, `s *= x`
-          (c = sqrt(2/pi)); then `np.exp(s, out=s)` (inside `np.errstate(over="ignore")`),
-          `s += 1`, `np.reciprocal(s, out=s)`.
     """
     x = as_tensor(x)
     data = x.data
@@ -169,10 +141,6 @@ def gelu_tanh(x):
 @register_backward("gelu_tanh")
 def gelu_tanh_backward(grad, out):
     """grad * (s + x s (1 - s) 2 z'), from the saved s = sigmoid(2 z).
-
-    TODO: the derivative above, times grad.
-    HINT: `slope = x * x`, `slope *= 6 * 0.044715 * c`, `slope += 2 * c`, `slope *= x` gives
-          2 x z'; multiply by s (1 - s), add s, multiply by grad.
     """
     x, s = out._inputs[0].data, out._saved["sigmoid"]
     slope = x * x
@@ -198,10 +166,6 @@ class MLP(Module):
 
     def forward(self, x):
         """down_proj(gelu(up_proj(x))), then dropout.
-
-        TODO: chain the layers, with the fused `gelu_tanh` between them.
-        HINT: work on the rows `x.reshape(-1, C)` (one large matrix product, see module 12) and
-              reshape the result back to `x.shape`.
         """
         rows = x.reshape(-1, x.shape[-1])  # one (B*T, C) matrix product, as in MultiHeadAttention
         return self.dropout(self.down_proj(gelu_tanh(self.up_proj(rows)))).reshape(x.shape)
@@ -220,9 +184,6 @@ class TransformerBlock(Module):
 
     def forward(self, x, padding_mask=None):
         """The two residual updates.
-
-        TODO: x = x + residual_dropout(attention(attention_norm(x))); x = x + mlp(mlp_norm(x)).
-        HINT: pass `padding_mask=padding_mask` to the attention.
         """
         x = x + self.residual_dropout(self.attention(self.attention_norm(x), padding_mask=padding_mask))
         return x + self.mlp(self.mlp_norm(x))
@@ -246,12 +207,6 @@ class GPT(Module):
 
     def __init__(self, config, dtype=DEFAULT_FLOAT):
         """Build the layers from `config`, tie the output layer to the token embedding, initialise.
-
-        TODO: token_embedding (V, C), position_embedding (block_size, C) as a
-              LearnedPositionalEmbedding, embedding_dropout, blocks (a ModuleList of n_layer
-              TransformerBlocks), final_norm, lm_head = Linear(C, V, bias=False); then set
-              `self.lm_head.weight = self.token_embedding.weight` and call `self._init_weights()`.
-        HINT: the blocks: `ModuleList([TransformerBlock(...) for _ in range(config.n_layer)])`.
         """
         super().__init__()
         _check_config(config)
@@ -269,12 +224,6 @@ class GPT(Module):
 
     def _init_weights(self):
         """GPT-2's initialisation (see above), drawn from module 01's seeded generator.
-
-        TODO: N(0, 0.02) for every Linear weight and both embedding tables, zeros for biases;
-              then N(0, 0.02 / sqrt(2 n_layer)) for each block's attention.out_proj.weight and
-              mlp.down_proj.weight.
-        HINT: `self.modules()` visits every layer; `normal_(parameter, 0.0, std)` (module 03) draws in place.
-              The tied table is visited twice (as an Embedding and as lm_head): harmless.
         """
         for module in self.modules():
             if isinstance(module, (Linear, Embedding, LearnedPositionalEmbedding)):
@@ -289,11 +238,6 @@ class GPT(Module):
     def forward(self, idx, targets=None):
         """Logits (B, T, vocab_size) for token ids idx (B, T); with targets (B, T), also the mean
         cross-entropy of predicting each target. Returns (logits, loss); loss is None without targets.
-
-        TODO: check the length; embed tokens and add positions; dropout; run the blocks; final
-              norm; lm_head. With targets, loss = cross_entropy over the (B*T, V) logits.
-        HINT: apply lm_head to the (B*T, C) rows; those (B*T, V) logits and `targets.reshape(-1)`
-              go to cross_entropy; return the logits reshaped to (B, T, V).
         """
         idx = _token_ids(idx, "GPT.forward")
         if idx.shape[1] > self.config.block_size:
@@ -348,12 +292,6 @@ class GPT(Module):
         `top_k` largest when given, and samples from the softmax with module 01's generator
         (`manual_seed` makes it reproducible). Runs under no_grad(); call `model.eval()` first
         when the model has dropout, as in PyTorch.
-
-        TODO: the loop above, on NumPy arrays; sample by inverse CDF: the first index whose
-              cumulative probability exceeds u * total, with u from `rand(B, 1)`.
-        HINT: `np.partition(logits, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)` is each row's
-              k-th largest value; `np.cumsum(probabilities, axis=-1)`; counting the entries
-              `<= threshold` gives the index.
         """
         idx = _token_ids(idx, "GPT.generate")
         if not temperature > 0:
