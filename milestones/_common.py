@@ -16,8 +16,11 @@ result next to its bar, and exits 0 only when every bar is met:
         run(main, "xor")
 
 Title, year and bar come from `tinytorch_base/manifest.toml`, the one list that the CLI reads
-too, so the script and the CLI never disagree. `run` turns a learner's unfinished module (a
-stub that raises NotImplementedError) into a short message instead of a traceback.
+too, so the script and the CLI never disagree. Every milestone ends in `run`, which turns a
+learner's unfinished module (a stub that raises NotImplementedError) and missing data
+(`MissingData`) into a short message with the fix instead of a traceback.
+
+The vision milestones (mnist, cifar10) also share `load_split`, `hold_out` and `fit_and_test`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -43,10 +48,17 @@ def milestone_entry(name: str):
     return load_manifest(MANIFEST).milestone(name)
 
 
+class MissingData(Exception):
+    """The data is not where the milestone looked; the message says how to provide it."""
+
+
 def run(main, name: str) -> None:
-    """Run a milestone's `main()` and exit with its code; explain a missing module implementation."""
+    """Run a milestone's `main()` and exit with its code; explain missing data or a missing module."""
     try:
         code = main()
+    except MissingData as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
     except NotImplementedError as error:
         requires = ", ".join(milestone_entry(name).requires)
         print(f"\nresult: milestone {name} cannot run yet: {error}", file=sys.stderr)
@@ -116,3 +128,75 @@ class Milestone:
             return 1
         print(f"result: bar met, {len(self.checks)} of {len(self.checks)} checks, in {seconds:.1f} s")
         return 0
+
+
+# ---- what the vision milestones share ------------------------------------------------------------
+# The tinytorch imports sit inside these functions: the perceptron and XOR milestones import this
+# file too, before a learner has written modules 07 and 08.
+def load_split(dataset_class, root, train, download, transform):
+    """One split of a dataset, or MissingData that says which file to put where."""
+    from tinytorch.core.dataloader import DATA_ENV, DatasetError, data_dir
+
+    try:
+        return dataset_class(root=root, train=train, download=download, transform=transform)
+    except (FileNotFoundError, DatasetError) as error:
+        raise MissingData(
+            f"{dataset_class.__name__} could not be read from the data folder {data_dir(root)}:\n  {error}\n"
+            f"Fix: put the files there, or point the milestone at the folder that holds them with "
+            f"--data DIR or {DATA_ENV}=DIR, or run with --download."
+        ) from None
+
+
+def hold_out(train_set, validation_images, limit, seed, transform):
+    """(training Subset, validation set): a seeded shuffle of the training split, cut in two.
+
+    The validation images come from the training split (never from the test split, which
+    measures the final model once) and get `transform`, the evaluation transform: no
+    augmentation. `limit` keeps only that many shuffled images in all (the quick mode); a
+    small split gives at most a tenth of its images to validation.
+    """
+    from tinytorch.core.dataloader import ArrayDataset, Subset
+
+    order = np.random.default_rng(seed).permutation(len(train_set))[:limit]
+    count = min(validation_images, len(order) // 10)
+    if count == 0:
+        raise MissingData(
+            f"the training split has {len(order)} images, too few to hold out a validation set; "
+            "the data folder holds a truncated copy of the dataset: replace it with the full files"
+        )
+    validation, training = order[:count], order[count:]
+    validation_set = ArrayDataset(train_set.data[validation], train_set.targets[validation], transform)
+    return Subset(train_set, training), validation_set
+
+
+def first_images(split, count):
+    """The first `count` images of a split (the quick mode's test set), or the whole split for None."""
+    from tinytorch.core.dataloader import Subset
+
+    return split if count is None else Subset(split, np.arange(min(count, len(split))))
+
+
+def fit_and_test(milestone, trainer, loaders, epochs, out, stem, title, num_classes):
+    """Train, keeping the epoch that validates best, then measure those weights once on the test split.
+
+    `loaders` is (train, validation, test). Prints the training time, the checkpoint and the
+    history plot; returns (the results of `evaluate_model` on the test split, seconds of training).
+    """
+    from tinytorch.core.training import evaluate_model, load_checkpoint, plot_training_history
+
+    train_loader, val_loader, test_loader = loaders
+    checkpoint = Path(out) / f"{stem}_best.safetensors"
+    start = time.perf_counter()
+    history = trainer.fit(train_loader, val_dataloader=val_loader, epochs=epochs, save_best=True,
+                          checkpoint_path=checkpoint, monitor="val_accuracy")
+    seconds = time.perf_counter() - start
+    print()
+    best = trainer.early_stopping
+    milestone.step(f"trained {epochs} epochs in {seconds / 60:.1f} min ({seconds / epochs:.1f} s per epoch); "
+                   f"best validation accuracy {best.best:.2%} at epoch {best.best_epoch}")
+    if best.best_epoch != trainer.current_epoch:  # an earlier epoch validated better: test its weights
+        load_checkpoint(checkpoint, model=trainer.model)
+    results = evaluate_model(trainer.model, test_loader, trainer.loss_fn, num_classes=num_classes)
+    plot = plot_training_history(history, Path(out) / f"{stem}_history.png", title=title)
+    milestone.step(f"checkpoint: {checkpoint} (epoch {best.best_epoch}); history plot: {plot}")
+    return results, seconds

@@ -27,7 +27,7 @@ import math
 import time
 
 import numpy as np
-from _common import Milestone
+from _common import Milestone, run
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
 from tinytorch.core.autograd import no_grad
@@ -168,4 +168,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "attention")

@@ -47,12 +47,9 @@ Outputs: the best checkpoint and a training-history PNG in --out (default runs/c
 
 from __future__ import annotations
 
-import sys
 
-import numpy as np
-from _common import ROOT, Milestone
+from _common import ROOT, Milestone, first_images, fit_and_test, hold_out, load_split, run
 from cifar10_model import BLOCKS, LONG_BLOCKS, build_cifar_cnn
-from mnist import MissingData, fit_and_test, hold_out, load_split
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
 from tinytorch.core.dataloader import (
@@ -67,7 +64,6 @@ from tinytorch.core.dataloader import (
     Normalize,
     RandomCrop,
     RandomHorizontalFlip,
-    Subset,
     ToTensor,
     data_dir,
 )
@@ -136,17 +132,10 @@ def main(argv=None) -> int:
     evaluation = Compose([ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
     augmentation = Compose([RandomCrop(32, padding=4, seed=args.seed), RandomHorizontalFlip(seed=args.seed + 1),
                             ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    try:
-        train_split = load_split(CIFAR10, args.data, True, args.download, augmentation)
-        test_split = load_split(CIFAR10, args.data, False, args.download, evaluation)
-        train_set, val_set = hold_out(train_split, settings["validation_images"], settings["train_images"],
-                                      args.seed, evaluation)
-    except MissingData as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    test_set = test_split
-    if settings["test_images"] is not None:  # quick mode: the first images of the test split
-        test_set = Subset(test_split, np.arange(min(settings["test_images"], len(test_split))))
+    train_split = load_split(CIFAR10, args.data, True, args.download, augmentation)
+    test_set = first_images(load_split(CIFAR10, args.data, False, args.download, evaluation), settings["test_images"])
+    train_set, val_set = hold_out(train_split, settings["validation_images"], settings["train_images"],
+                                  args.seed, evaluation)
     milestone.step(f"data: CIFAR-10 from {data_dir(args.data) / CIFAR10_FOLDER}: {len(train_set):,} training, "
                    f"{len(val_set):,} validation (held out of the training split), {len(test_set):,} test images")
     milestone.step("augmentation: RandomCrop(32, padding=4), RandomHorizontalFlip(), then ToTensor, "
@@ -193,4 +182,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "cifar10")

@@ -24,33 +24,16 @@ Outputs (best checkpoint, training-history PNG) go to --out (default runs/mnist)
 
 from __future__ import annotations
 
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
-from _common import ROOT, Milestone
+from _common import ROOT, Milestone, first_images, fit_and_test, hold_out, load_split, run
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
-from tinytorch.core.dataloader import (
-    DATA_ENV,
-    MNIST,
-    MNIST_MEAN,
-    MNIST_STD,
-    ArrayDataset,
-    Compose,
-    DataLoader,
-    DatasetError,
-    Normalize,
-    Subset,
-    ToTensor,
-    data_dir,
-)
+from tinytorch.core.dataloader import DATA_ENV, MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, ToTensor, data_dir
 from tinytorch.core.layers import Flatten, Linear, ReLU, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam, CosineAnnealingLR
 from tinytorch.core.tensor import manual_seed
-from tinytorch.core.training import Trainer, evaluate_model, load_checkpoint, plot_training_history
+from tinytorch.core.training import Trainer
 
 STORY = """
 Back-propagation (Rumelhart, Hinton and Williams, 1986) trains the hidden layers of a network.
@@ -63,69 +46,6 @@ QUICK = {"epochs": 2, "train_images": 10_000, "test_images": 2_000, "bar": 0.88}
 VALIDATION_IMAGES = {"full": 5_000, "quick": 1_000}
 BATCH_SIZE, LEARNING_RATE = 128, 1e-3
 HIDDEN = (512, 256)
-
-
-class MissingData(Exception):
-    """The dataset is not where the milestone looked; the message says how to provide it."""
-
-
-def load_split(dataset_class, root, train, download, transform):
-    """One split of a dataset, or MissingData that says which file to put where."""
-    try:
-        return dataset_class(root=root, train=train, download=download, transform=transform)
-    except (FileNotFoundError, DatasetError) as error:
-        folder = data_dir(root)
-        raise MissingData(
-            f"{dataset_class.__name__} could not be read from the data folder {folder}:\n  {error}\n"
-            f"Fix: put the files there, or point the milestone at the folder that holds them with "
-            f"--data DIR or {DATA_ENV}=DIR, "
-            "or run with --download."
-        ) from None
-
-
-def hold_out(train_set, validation_images, limit, seed, transform):
-    """(training Subset, validation set): a seeded shuffle of the training split, cut in two.
-
-    The validation images come from the training split (never from the test split, which
-    measures the final model once) and get `transform`, the evaluation transform: no
-    augmentation. `limit` keeps only that many shuffled images in all (the quick mode); a
-    small split gives at most a tenth of its images to validation.
-    """
-    order = np.random.default_rng(seed).permutation(len(train_set))[:limit]
-    count = min(validation_images, len(order) // 10)
-    if count == 0:
-        raise MissingData(
-            f"the training split has {len(order)} images, too few to hold out a validation set; "
-            "the data folder holds a truncated copy of the dataset: replace it with the full files"
-        )
-    validation, training = order[:count], order[count:]
-    validation_set = ArrayDataset(train_set.data[validation], train_set.targets[validation], transform)
-    return Subset(train_set, training), validation_set
-
-
-def fit_and_test(milestone, trainer, loaders, epochs, out, stem, title, num_classes):
-    """Train, keeping the epoch that validates best, then measure those weights once on the test split.
-
-    `loaders` is (train, validation, test). Prints the training time, the checkpoint and the
-    history plot; returns (the results of `evaluate_model` on the test split, seconds of training).
-    Shared by the vision milestones.
-    """
-    train_loader, val_loader, test_loader = loaders
-    checkpoint = Path(out) / f"{stem}_best.safetensors"
-    start = time.perf_counter()
-    history = trainer.fit(train_loader, val_dataloader=val_loader, epochs=epochs, save_best=True,
-                          checkpoint_path=checkpoint, monitor="val_accuracy")
-    seconds = time.perf_counter() - start
-    print()
-    best = trainer.early_stopping
-    milestone.step(f"trained {epochs} epochs in {seconds / 60:.1f} min ({seconds / epochs:.1f} s per epoch); "
-                   f"best validation accuracy {best.best:.2%} at epoch {best.best_epoch}")
-    if best.best_epoch != trainer.current_epoch:  # an earlier epoch validated better: test its weights
-        load_checkpoint(checkpoint, model=trainer.model)
-    results = evaluate_model(trainer.model, test_loader, trainer.loss_fn, num_classes=num_classes)
-    plot = plot_training_history(history, Path(out) / f"{stem}_history.png", title=title)
-    milestone.step(f"checkpoint: {checkpoint} (epoch {best.best_epoch}); history plot: {plot}")
-    return results, seconds
 
 
 def build_mlp(hidden=HIDDEN, in_features=28 * 28, classes=10):
@@ -160,17 +80,10 @@ def main(argv=None) -> int:
     epochs = settings["epochs"]
 
     transform = Compose([ToTensor(), Normalize(MNIST_MEAN, MNIST_STD)])
-    try:
-        train_split = load_split(MNIST, args.data, True, args.download, transform)
-        test_split = load_split(MNIST, args.data, False, args.download, transform)
-        train_set, val_set = hold_out(train_split, VALIDATION_IMAGES["quick" if args.quick else "full"],
-                                      settings["train_images"], args.seed, transform)
-    except MissingData as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    test_set = test_split
-    if settings["test_images"] is not None:  # quick mode: the first images of the test split
-        test_set = Subset(test_split, np.arange(min(settings["test_images"], len(test_split))))
+    train_split = load_split(MNIST, args.data, True, args.download, transform)
+    test_set = first_images(load_split(MNIST, args.data, False, args.download, transform), settings["test_images"])
+    train_set, val_set = hold_out(train_split, VALIDATION_IMAGES["quick" if args.quick else "full"],
+                                  settings["train_images"], args.seed, transform)
     milestone.step(f"data: MNIST from {data_dir(args.data) / 'mnist'}: {len(train_set):,} training, "
                    f"{len(val_set):,} validation (held out of the training split), {len(test_set):,} test images")
     milestone.step(f"pipeline: ToTensor + Normalize(mean {MNIST_MEAN[0]}, std {MNIST_STD[0]}), "
@@ -206,4 +119,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "mnist")

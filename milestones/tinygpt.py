@@ -31,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, Milestone
+from _common import ROOT, Milestone, MissingData, run
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
 from tinytorch.core.autograd import no_grad
@@ -62,10 +62,6 @@ QUICK = {
 BETAS, WEIGHT_DECAY, GRAD_CLIP = (0.9, 0.99), 0.1, 1.0
 INTERIM_EVAL_BATCHES = 20  # validation batches of the estimates printed during training
 FULL_BAR = 1.80  # nats per character
-
-
-class MissingData(Exception):
-    """The text to train on is not where the milestone looked; the message says how to provide it."""
 
 
 def load_text(data_file, download):
@@ -174,11 +170,7 @@ def main(argv=None) -> int:
         settings["iters"] = args.iters
     block_size, batch_size, iters = settings["block_size"], settings["batch_size"], settings["iters"]
 
-    try:
-        train_text, val_text, source = load_text(args.data, args.download)
-    except MissingData as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    train_text, val_text, source = load_text(args.data, args.download)
     if min(len(train_text), len(val_text)) <= block_size + 1:
         print(f"error: tinygpt: {source} is too short: its validation part has {len(val_text)} characters and "
               f"a window needs {block_size + 1}; use a text of at least {10 * (block_size + 2)} characters",
@@ -240,4 +232,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "tinygpt")

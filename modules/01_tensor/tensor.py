@@ -1245,6 +1245,27 @@ test_unit_in_place_and_versions()
 # %% [markdown]
 # ## Systems analysis: what does a tensor cost?
 #
+# Every module's systems analysis times its operations the same way, with the helper below:
+# one warm-up call (caches, lazy allocations), then the **median** of several calls, which a
+# single slow outlier (another process, a page fault) cannot move.
+
+# %%
+#| export
+def median_milliseconds(function, repeats=5, warmup=1):
+    """Median wall-clock milliseconds of `function()` over `repeats` calls, after `warmup` calls."""
+    import time
+
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return sorted(samples)[len(samples) // 2]
+
+# %% [markdown]
+#
 # Two measurements. First, **bytes**: a tensor's storage is `numel() * itemsize`; the dtype is
 # the lever. Second, **copy against view**: a view (`reshape` of contiguous data, `transpose`,
 # basic slicing) shares memory and costs microseconds whatever the size; a copy (`clone`,
@@ -1262,23 +1283,14 @@ def measure_bytes_per_dtype(shape=(1024, 1024)):
 
 def measure_copy_vs_view(shape=(2048, 2048), repeats=20):
     """Median milliseconds of a view (reshape, transpose) against a full copy (clone)."""
-    import time
-
     x = randn(*shape)
-    timings = {}
-    for name, operation in (
-        ("reshape (view)", lambda: x.reshape(-1)),
-        ("transpose (view)", lambda: x.transpose()),
-        ("clone (copy)", lambda: x.clone()),
-        ("transpose then copy", lambda: Tensor(np.ascontiguousarray(x.transpose().data))),
-    ):
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            operation()
-            samples.append((time.perf_counter() - start) * 1e3)
-        timings[name] = sorted(samples)[len(samples) // 2]
-    return timings
+    operations = {
+        "reshape (view)": lambda: x.reshape(-1),
+        "transpose (view)": lambda: x.transpose(),
+        "clone (copy)": lambda: x.clone(),
+        "transpose then copy": lambda: Tensor(np.ascontiguousarray(x.transpose().data)),
+    }
+    return {name: median_milliseconds(operation, repeats) for name, operation in operations.items()}
 
 
 if __name__ == "__main__":

@@ -567,7 +567,7 @@ test_unit_layers()
 # %%
 def measure_activation_costs(numel=1_000_000, repeats=10):
     """Median milliseconds of each activation on one float32 tensor with `numel` elements."""
-    import time
+    from tinytorch.core.tensor import median_milliseconds
 
     x = Tensor(np.random.default_rng(0).standard_normal(numel, dtype=np.float32))
     rows = x.reshape(1000, -1)
@@ -581,15 +581,7 @@ def measure_activation_costs(numel=1_000_000, repeats=10):
         "softmax (1000 rows)": lambda: softmax(rows, dim=-1),
         "log_softmax (1000 rows)": lambda: log_softmax(rows, dim=-1),
     }
-    timings = {}
-    for name, operation in operations.items():
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            operation()
-            samples.append((time.perf_counter() - start) * 1e3)
-        timings[name] = sorted(samples)[len(samples) // 2]
-    return timings
+    return {name: median_milliseconds(operation, repeats) for name, operation in operations.items()}
 
 
 def naive_softmax(x, dim=-1):

@@ -710,8 +710,10 @@ def _check_checkpoint(path, state):
     epoch, history = state.get("epoch"), state.get("history")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise CheckpointError(f"load_checkpoint: {path} is damaged: its epoch is {epoch!r}, not a whole number >= 0")
-    if not (history is None or isinstance(history, dict) and all(isinstance(v, list) for v in history.values())):
-        raise CheckpointError(f"load_checkpoint: {path} is damaged: its history is not a dict of lists")
+    # The Trainer's history is a dict of lists; a script may keep its own (a list of records).
+    if not (history is None or isinstance(history, (dict, list))):
+        raise CheckpointError(f"load_checkpoint: {path} is damaged: its history is a {type(history).__name__}, "
+                              "not a dict or a list")
 
 
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None):

@@ -101,8 +101,10 @@ from tinytorch.core.layers import Module, Parameter, uniform_
 from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, register_backward
 
 # %%
-# The tests in this notebook check gradients with module 05's `gradcheck` (not part of the export).
+# The tests in this notebook check gradients with module 05's `gradcheck`, and its systems analysis
+# times with module 01's `median_milliseconds` (neither is part of this module's export).
 from tinytorch.core.autograd import gradcheck
+from tinytorch.core.tensor import median_milliseconds
 
 # %% [markdown]
 # ## Step 1: output sizes
@@ -1252,19 +1254,6 @@ def im2col_bytes(batch, in_channels, out_height, out_width, kernel_size, itemsiz
     """Bytes of the im2col buffer: (C * kh * kw) x (N * Ho * Wo) elements."""
     kh, kw = _pair(kernel_size)
     return in_channels * kh * kw * batch * out_height * out_width * itemsize
-
-
-def median_milliseconds(function, repeats=5):
-    """Median wall-clock milliseconds of `function()` over `repeats` calls, after one warm-up call."""
-    import time
-
-    function()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return sorted(samples)[len(samples) // 2]
 
 
 def measure_naive_vs_im2col(batch=4, in_channels=16, out_channels=32, size=16):

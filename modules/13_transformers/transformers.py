@@ -142,6 +142,7 @@ def layer_norm_composed(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 # %%
 import tinytorch.core.autograd  # noqa: E402,F401  (module 05: switches backward() on)
+from tinytorch.core.tensor import median_milliseconds  # noqa: E402  (module 01's timer, for the analysis)
 
 
 def test_unit_layer_norm_composed():
@@ -793,20 +794,6 @@ def gpt_parameter_count(config):
     return config.n_layer * (attention + mlp + norms) + v * c + t * c + (c + c * bias)
 
 
-def best_ms(function, repeats=10, warmup=2):
-    """The fastest of `repeats` runs of function(), in ms (other work on the machine only slows runs down)."""
-    import time
-
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1e3)
-    return min(times)
-
-
 def compare_fused_and_composed_ms(repeats=10):
     """Milliseconds of forward + backward, composed vs fused, for layer norm and GELU."""
     from tinytorch.core.activations import gelu
@@ -830,7 +817,7 @@ def compare_fused_and_composed_ms(repeats=10):
         "GELU, module 02 (composed)": lambda: gelu_step(lambda t: gelu(t, approximate="tanh")),
         "GELU, fused": lambda: gelu_step(gelu_tanh),
     }
-    return {name: best_ms(case, repeats) for name, case in cases.items()}
+    return {name: median_milliseconds(case, repeats, warmup=2) for name, case in cases.items()}
 
 
 def measure_training_step(config, batch_size=12, repeats=10):
@@ -851,7 +838,7 @@ def measure_training_step(config, batch_size=12, repeats=10):
         loss.backward()
         optimizer.step()
 
-    return best_ms(step, repeats)
+    return median_milliseconds(step, repeats, warmup=2)
 
 
 def measure_generation(config, new_tokens=64):

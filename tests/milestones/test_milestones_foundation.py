@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from tinytorch_base.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
+MILESTONES = load_manifest(ROOT / "tinytorch_base" / "manifest.toml").milestones
 
 
 def run_milestone(name, *args, cwd):
@@ -26,16 +24,10 @@ def run_milestone(name, *args, cwd):
     )
 
 
-def manifest_entry(name):
-    with (ROOT / "tinytorch_base" / "manifest.toml").open("rb") as stream:
-        return next(m for m in tomllib.load(stream)["milestone"] if m["name"] == name)
-
-
-@pytest.mark.parametrize("name", ["perceptron", "xor"])
-def test_manifest_points_at_the_script(name):
-    entry = manifest_entry(name)
-    assert (ROOT / entry["script"]).is_file()
-    assert entry["status"] == "available"
+@pytest.mark.parametrize("milestone", MILESTONES, ids=lambda m: m.name)
+def test_the_manifest_points_at_each_script(milestone):
+    assert (ROOT / milestone.script).is_file(), f"the manifest names {milestone.script}, which does not exist"
+    assert milestone.status == "available"
 
 
 def test_perceptron_quick_meets_the_bar(tmp_path):
@@ -96,3 +88,15 @@ def test_an_unfinished_module_is_explained_not_dumped(monkeypatch, capsys):
     message = capsys.readouterr().err
     assert "milestone xor cannot run yet: Module 05 (Autograd)" in message
     assert "modules 01, 02, 03, 04, 05, 06" in message and "tito module complete NN" in message
+
+
+def test_every_milestone_ends_in_the_shared_runner():
+    """`run(main, name)` explains a learner's unfinished module and missing data; no script may skip it."""
+    import ast
+
+    for milestone in MILESTONES:
+        script = ROOT / milestone.script
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        guard = next(node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test))
+        assert ast.unparse(guard.body[-1]).strip() == f"run(main, {milestone.name!r})", (
+            f"{script.name} must end in `run(main, {milestone.name!r})` under `if __name__ == '__main__':`")

@@ -12,12 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,11 +37,6 @@ def run_milestone(name, *args, data_folder=None):
     )
 
 
-def manifest_entry(name):
-    with (ROOT / "tinytorch_base" / "manifest.toml").open("rb") as stream:
-        return next(m for m in tomllib.load(stream)["milestone"] if m["name"] == name)
-
-
 def write_play(path, characters=24_000, seed=0):
     """A text with structure a small model can learn: lines of words from a small vocabulary.
 
@@ -64,13 +53,6 @@ def write_play(path, characters=24_000, seed=0):
         size += len(line)
     path.write_text("".join(lines), encoding="utf-8")
     return path
-
-
-@pytest.mark.parametrize("name", ["attention", "tinygpt"])
-def test_manifest_points_at_the_script(name):
-    entry = manifest_entry(name)
-    assert (ROOT / entry["script"]).is_file(), f"manifest names {entry['script']}, which does not exist"
-    assert entry["status"] == "available"
 
 
 def test_attention_quick_reverses_held_out_sequences():

@@ -18,7 +18,6 @@ import pytest
 
 from tests.modules.fixtures_data import MNIST_NAMES, cifar_batch_bytes, gzipped, idx_bytes, md5, write_mnist
 
-from tinytorch_base.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,10 +46,6 @@ def run_milestone(name, *args, data_folder, mnist_checksums=None):
         command = [sys.executable, "-c", WITH_FIXTURE_CHECKSUMS, json.dumps(mnist_checksums), script, *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
-
-
-def manifest_entry(name):
-    return load_manifest(ROOT / "tinytorch_base" / "manifest.toml").milestone(name)
 
 
 def measured(out, what):
@@ -82,13 +77,6 @@ def write_colour_cifar10(root, per_batch=240, test_size=200, seed=0):
     labels = rng.integers(0, 10, size=test_size)
     (folder / "test_batch").write_bytes(cifar_batch_bytes(images(labels), labels.tolist(), "testing batch 1 of 1"))
     return folder
-
-
-@pytest.mark.parametrize("name", ["mnist", "cifar10"])
-def test_manifest_points_at_the_script(name):
-    entry = manifest_entry(name)
-    assert (ROOT / entry.script).is_file(), f"manifest names {entry.script}, which does not exist"
-    assert entry.status == "available"
 
 
 def test_mnist_quick_meets_the_bar(tmp_path):

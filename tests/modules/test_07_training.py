@@ -772,7 +772,7 @@ def test_a_whole_checkpoint_loads_model_optimizer_and_scheduler(tmp_path):
     ("version", 2, "version 2"),
     ("epoch", "three", "epoch is 'three'"),
     ("epoch", -1, "epoch is -1"),
-    ("history", {"train_loss": 1.0}, "history is not a dict of lists"),
+    ("history", "train_loss", "history is a str, not a dict or a list"),
 ])
 def test_checkpoint_fields_are_checked(tmp_path, field, value, message):
     path = save_checkpoint(tmp_path / "fields.ckpt", classifier())

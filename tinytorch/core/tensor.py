@@ -48,6 +48,7 @@ __all__ = [
     "cat",
     "stack",
     "cast",
+    "median_milliseconds",
 ]
 
 import builtins
@@ -902,3 +903,17 @@ def stack(tensors, dim=0):
 def cast(a, dtype):
     """A copy of `a` converted to `dtype` (gradients flow back in the original dtype)."""
     return Tensor.from_op(a.data.astype(dtype), "cast", (a,))
+
+
+def median_milliseconds(function, repeats=5, warmup=1):
+    """Median wall-clock milliseconds of `function()` over `repeats` calls, after `warmup` calls."""
+    import time
+
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return sorted(samples)[len(samples) // 2]
