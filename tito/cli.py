@@ -18,10 +18,9 @@ from tito.doctor import collect_checks, system_info
 from tito.exporter import ExportError, check_all, export_modules
 from tinytorch_base.files import write_atomic, write_new
 from tinytorch_base.manifest import CourseModule, Manifest
-from tito.progress import TitoError
+from tito.errors import TitoError
 from tito.project import ProjectError, find_root, project_manifest
-from tito.release import PRISTINE, ReleaseError, release_learner
-from tito.source import SourceError
+from tito.release import PRISTINE, release_learner
 from tito.testing import run_tests
 
 console = Console(highlight=False, soft_wrap=True)  # never break a command across lines
@@ -342,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
-    except (TitoError, ProjectError, ExportError, ReleaseError, SourceError) as error:
+    except TitoError as error:  # ProjectError, ExportError, ReleaseError, SourceError included
         console.print(f"[red]error:[/red] {escape(str(error))}")
         return 1
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ from rich.text import Text
 from tito import progress as progress_store
 from tito.exporter import ExportError, check_all
 from tinytorch_base.manifest import TIERS, CourseModule, Manifest, Milestone
-from tito.progress import TitoError
+from tito.errors import TitoError
 from tito.project import find_root, project_manifest
 from tito.testing import project_env, run_tests
 

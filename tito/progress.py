@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tito.errors import TitoError
 from tinytorch_base.files import file_lock, write_atomic, write_new
 
 PROGRESS_FILE = Path(".tito") / "progress.json"
@@ -28,13 +29,6 @@ VERSION = 1
 # and fields not named here are left out of the entry (nothing reads them); both make a warning.
 FIELDS = {"started_at": str, "completed_at": str, "tests_passed": int}
 
-
-class TitoError(RuntimeError):
-    """A tito command cannot go on; the message tells the learner why and what to do.
-
-    `tito.cli.main` prints the message and exits with status 1, for every command. It is defined
-    here, in the lowest module that raises it, so that cli.py and journey.py can import it.
-    """
 
 
 @dataclass

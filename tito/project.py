@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinytorch_base.manifest import Manifest, load_manifest
+from tito.errors import TitoError
 
 MANIFEST = Path("tinytorch_base") / "manifest.toml"
 
 
-class ProjectError(RuntimeError):
+class ProjectError(TitoError):
     """No TinyTorch project here; the message says what to do."""
 
 

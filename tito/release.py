@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tito.errors import TitoError
 from tito.exporter import export_modules, generated_files
 from tinytorch_base.files import write_atomic
 from tinytorch_base.manifest import CourseModule
@@ -31,10 +32,10 @@ RELEASE_ENTRIES = ("README.md", "LICENSE", "pyproject.toml", "tito", "tinytorch"
                    "tests/checkpoints")
 PRISTINE = Path(".tito") / "pristine"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.ipynb")
-LEARNER_GITIGNORE = "__pycache__/\n*.pyc\n.ipynb_checkpoints/\n.tito/progress*.json\n.tito/backups/\n.venv/\n"
+LEARNER_GITIGNORE = "__pycache__/\n*.pyc\n.ipynb_checkpoints/\n.tito/progress*.json\n.tito/*.lock\n.tito/backups/\n.venv/\n"
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(TitoError):
     """The release could not be written; nothing was left behind."""
 
 

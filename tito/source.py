@@ -12,6 +12,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from tito.errors import TitoError
+
 EXPORT_MARK = "#| export"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -20,7 +22,7 @@ END_HIDDEN = "### END HIDDEN TESTS"
 STUB_MARK = "# YOUR CODE HERE"  # nbgrader's line above a learner's stub
 
 
-class SourceError(ValueError):
+class SourceError(TitoError, ValueError):
     """A module source is malformed; the message names the file and line."""
 
 
