@@ -45,7 +45,7 @@ from tinytorch.core.optimizers import Adam  # noqa: E402
 from tinytorch.core.tensor import Tensor, manual_seed  # noqa: E402
 
 SIZES = (784, 256, 128, 10)
-GOAL = 1.2
+GOAL = 0.7  # at most 0.7x PyTorch: per-op overhead is where a small framework can win
 
 
 def mlp(sizes=SIZES):

@@ -30,7 +30,6 @@ VERSION = 1
 FIELDS = {"started_at": str, "completed_at": str, "tests_passed": int}
 
 
-
 @dataclass
 class Progress:
     modules: dict[str, dict] = field(default_factory=dict)
