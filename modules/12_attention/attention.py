@@ -98,22 +98,26 @@ from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positi
 # this key":
 #
 # - `causal_mask(L, S)`: the lower triangle of an $L \times S$ matrix, `True` where $j \le i$
-#   (PyTorch's `is_causal=True` aligns it top-left the same way).
+#   (PyTorch's `is_causal=True` aligns it top-left the same way). `causal_mask(L, S, offset)`
+#   shifts the diagonal: `True` where $j \le i + \text{offset}$. With `offset = S - L` it is
+#   aligned bottom-right (PyTorch's `causal_lower_right`): the $L$ queries are the *last* $L$
+#   positions, as when new tokens attend over keys cached from earlier calls (module 17).
 # - `padding_mask(valid)`: module 10's `attention_mask` (shape `(B, S)`, `True` on real tokens)
 #   reshaped to `(B, 1, 1, S)`, so that it broadcasts over heads and query positions: every
 #   query ignores the pad keys.
 
 # %%
 #| export
-def causal_mask(query_len, key_len=None):
-    """(query_len, key_len) boolean mask: True where key j <= query i (key_len defaults to query_len).
+def causal_mask(query_len, key_len=None, offset=0):
+    """(query_len, key_len) boolean mask: True where key j <= query i + offset (key_len defaults
+    to query_len). offset=0 aligns it top-left; offset = key_len - query_len bottom-right.
 
-    TODO: the lower triangle (diagonal included) of a boolean matrix of ones.
-    HINT: `np.tril(np.ones((query_len, key_len), dtype=bool))`.
+    TODO: the lower triangle (diagonal included, shifted right by `offset`) of a boolean matrix of ones.
+    HINT: `np.tril(np.ones((query_len, key_len), dtype=bool), k=offset)`.
     """
     key_len = query_len if key_len is None else key_len
     ### BEGIN SOLUTION
-    return np.tril(np.ones((query_len, key_len), dtype=bool))
+    return np.tril(np.ones((query_len, key_len), dtype=bool), k=offset)
     ### END SOLUTION
 
 
@@ -141,6 +145,8 @@ def test_unit_masks():
     mask = causal_mask(3)
     assert mask.dtype == np.bool_ and mask.tolist() == [[True, False, False], [True, True, False], [True, True, True]]
     assert causal_mask(2, 4).tolist() == [[True, False, False, False], [True, True, False, False]]
+    assert causal_mask(2, 4, offset=2).tolist() == [[True, True, True, False], [True, True, True, True]], \
+        "offset = S - L: the two queries are the last two of four positions"
     keys = padding_mask(np.array([[True, True, False], [True, False, False]]))
     assert keys.shape == (2, 1, 1, 3) and keys[1, 0, 0].tolist() == [True, False, False]
     ### BEGIN HIDDEN TESTS
@@ -559,6 +565,17 @@ test_unit_fused_attention()
 # `padding_mask` is module 10's `(B, T)` `attention_mask` (`True` = real token). Note that
 # PyTorch's `nn.MultiheadAttention` uses the *opposite* convention for its boolean masks
 # (`True` = ignore); its `batch_first=False` default also differs from ours, `(B, T, E)`.
+#
+# **A seam for module 17.** When a GPT generates text it adds one token at a time, and the keys
+# and values of the earlier tokens do not change: module 17 keeps them in a *KV cache* instead of
+# recomputing them. `forward(x, kv_cache=cache)` lets it in without this module knowing how it
+# stores them. The layer hands the cache this call's keys and values (`(B, h, T, d_h)`) with
+# `cache.update(keys, values)`, which returns *all* keys and values so far, these last. The new
+# queries then attend over every cached position and their own (a token must see itself), under
+# a causal mask aligned bottom-right: query $i$ of this call is position $S - T + i$ of $S$.
+# `is_causal=True` would be wrong here (it aligns top-left: one new query would see only the
+# first key). With one new token every key is visible and no mask is needed at all.
+# `_extend_with_cache` (given) does this; without a cache the layer is unchanged.
 
 # %%
 #| export
@@ -593,32 +610,45 @@ class MultiHeadAttention(Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
         ### END SOLUTION
 
-    def forward(self, x, attn_mask=None, padding_mask=None):
+    def forward(self, x, attn_mask=None, padding_mask=None, kv_cache=None):
         """Self-attention over x of shape (B, T, E).
 
         attn_mask: boolean (True = may attend) or float, broadcastable to (B, num_heads, T, T).
         padding_mask: (B, T) boolean, True on real tokens (module 10's attention_mask).
+        kv_cache: None, or an object whose `update(keys, values)` takes this call's (B, H, T, D)
+            keys and values and returns all keys and values so far, these last (module 17's
+            KV cache); the queries then attend over all of them. Only the causal mask applies.
 
         TODO: project to qkv, split the heads, attend (causal when `self.causal`, with dropout
               `self.dropout` only in training mode), merge the heads, project out.
         HINT: project the (B*T, E) rows: `self.qkv_proj(x.reshape(B * T, E))`; then
               `.reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)` and `qkv[0]`, `qkv[1]`, `qkv[2]`.
-              `_merge_masks(...)` combines the masks (given). Merging is
-              `y.permute(0, 2, 1, 3).reshape(B * T, E)`; reshape the projection to (B, T, E).
+              `_merge_masks(...)` combines the masks (given). With a kv_cache, attend over
+              `k, v, mask = _extend_with_cache(kv_cache, k, v, self.causal)` (given), and not
+              with is_causal. Merging is `y.permute(0, 2, 1, 3).reshape(B * T, E)`; reshape the
+              projection to (B, T, E).
         """
         x = as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"MultiHeadAttention: expected input of shape (batch, seq_len, {self.embed_dim}), got {x.shape}"
             )
+        if kv_cache is not None and (attn_mask is not None or padding_mask is not None):
+            raise ValueError(
+                "MultiHeadAttention: with a kv_cache only the causal mask applies; attn_mask and "
+                "padding_mask would have to cover the cached positions too (batch equal-length sequences)"
+            )
         batch, length, _ = x.shape
         mask = _merge_masks(attn_mask, padding_mask, self.causal, batch, length)
         ### BEGIN SOLUTION
         rows = x.reshape(batch * length, self.embed_dim)  # one (B*T, E) matrix product, not B small ones
         qkv = self.qkv_proj(rows).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if kv_cache is not None:  # module 17: attend over every cached position and these
+            k, v, mask = _extend_with_cache(kv_cache, k, v, self.causal)
         y = scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=mask,
-            is_causal=self.causal and mask is None,
+            q, k, v, attn_mask=mask,
+            is_causal=self.causal and mask is None and kv_cache is None,
             dropout_p=self.dropout if self.training else 0.0,
         )
         y = y.permute(0, 2, 1, 3).reshape(batch * length, self.embed_dim)
@@ -628,6 +658,26 @@ class MultiHeadAttention(Module):
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
                 f"bias={self.qkv_proj.bias is not None}, causal={self.causal}")
+
+
+def _extend_with_cache(kv_cache, keys, values, causal):
+    """(all keys, all values, mask) once this call's keys and values join the cache.
+
+    The mask is causal aligned bottom-right (the new queries are the last positions), or None
+    when nothing needs hiding: a layer that is not causal, or a single new query, which may see
+    every key, its own included.
+    """
+    new = keys.shape[-2]
+    keys, values = kv_cache.update(keys, values)
+    total = keys.shape[-2]
+    if keys.shape[:-2] != values.shape[:-2] or total != values.shape[-2] or total < new:
+        raise ValueError(
+            f"MultiHeadAttention: kv_cache.update must return all keys and values so far, this call's "
+            f"{new} positions included; got keys {keys.shape} and values {values.shape}"
+        )
+    if not causal or new == 1:
+        return keys, values, None
+    return keys, values, causal_mask(new, total, offset=total - new)
 
 
 def _merge_masks(attn_mask, padding, causal, batch, length):
@@ -680,6 +730,21 @@ def test_unit_multi_head_attention():
         raise AssertionError("10 dimensions cannot be split into 4 heads")
     except ValueError as error:
         assert "10" in str(error) and "num_heads 4" in str(error)
+    class ConcatenatingCache:  # the simplest cache that keeps earlier keys and values (module 17 preallocates)
+        keys = values = None
+
+        def update(self, keys, values):
+            if self.keys is not None:
+                keys = Tensor(np.concatenate([self.keys.data, keys.data], axis=-2))
+                values = Tensor(np.concatenate([self.values.data, values.data], axis=-2))
+            self.keys, self.values = keys, values
+            return keys, values
+
+    cache = ConcatenatingCache()
+    steps = [layer(x[:, :3], kv_cache=cache)] + [layer(x[:, t:t + 1], kv_cache=cache) for t in (3, 4)]
+    assert cache.keys.shape == (3, 2, 5, 4), "the cache holds every position's keys"
+    assert np.allclose(np.concatenate([s.numpy() for s in steps], axis=1), y.numpy(), atol=1e-5), \
+        "attending over the cache, new tokens included, gives the full sequence's outputs"
     ### BEGIN HIDDEN TESTS
     padded = MultiHeadAttention(8, 2)
     valid = np.array([[True, True, True, False, False]] * 3)

@@ -456,14 +456,15 @@ class TransformerBlock(Module):
         self.mlp_norm = LayerNorm(n_embd, bias=bias, dtype=dtype)
         self.mlp = MLP(n_embd, dropout=dropout, bias=bias, dtype=dtype)
 
-    def forward(self, x, padding_mask=None):
-        """The two residual updates.
+    def forward(self, x, padding_mask=None, kv_cache=None):
+        """The two residual updates. `kv_cache` (module 17) goes to the attention, unchanged.
 
         TODO: x = x + residual_dropout(attention(attention_norm(x))); x = x + mlp(mlp_norm(x)).
-        HINT: pass `padding_mask=padding_mask` to the attention.
+        HINT: pass `padding_mask=padding_mask, kv_cache=kv_cache` to the attention.
         """
         ### BEGIN SOLUTION
-        x = x + self.residual_dropout(self.attention(self.attention_norm(x), padding_mask=padding_mask))
+        x = x + self.residual_dropout(self.attention(self.attention_norm(x), padding_mask=padding_mask,
+                                                     kv_cache=kv_cache))
         return x + self.mlp(self.mlp_norm(x))
         ### END SOLUTION
 
@@ -514,6 +515,13 @@ test_unit_transformer_block()
 #   without targets. Unlike nanoGPT we return the logits of every position even without targets
 #   (nanoGPT keeps only the last one at inference): tests and learners want them all, and the
 #   cost at this size is small.
+# - **A seam for a KV cache** (module 17): `forward(idx, kv_cache=cache)` runs `idx` as the
+#   tokens that come *after* the `cache.length` positions the cache already holds. Their
+#   positions start at `cache.length`, not 0 (the position table is read at
+#   `[start : start + T]`), and block $i$ hands `cache.layers[i]` to its attention (module 12's
+#   `kv_cache` argument). Without a cache, `start` is 0 and nothing changes. This module cannot
+#   import module 17 (no module imports a later one), so it defines only the seam: what a cache
+#   must offer, `length` and `layers`, and module 17 fills it.
 
 # %%
 #| export
@@ -579,25 +587,34 @@ class GPT(Module):
             normal_(block.mlp.down_proj.weight, 0.0, residual_std)
         ### END SOLUTION
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, kv_cache=None):
         """Logits (B, T, vocab_size) for token ids idx (B, T); with targets (B, T), also the mean
         cross-entropy of predicting each target. Returns (logits, loss); loss is None without targets.
 
-        TODO: check the length; embed tokens and add positions; dropout; run the blocks; final
-              norm; lm_head. With targets, loss = cross_entropy over the (B*T, V) logits.
-        HINT: apply lm_head to the (B*T, C) rows; those (B*T, V) logits and `targets.reshape(-1)`
-              go to cross_entropy; return the logits reshaped to (B, T, V).
+        kv_cache: None, or a cache of the keys and values of earlier positions (module 17's
+        KVCache): an object with `length` (positions it holds) and `layers` (one cache per block,
+        see MultiHeadAttention.forward). idx then holds the tokens at positions length ... length + T - 1.
+
+        TODO: check the length; embed tokens and add the positions start ... start + T - 1; dropout;
+              run the blocks (block i gets layer_caches[i]); final norm; lm_head. With targets,
+              loss = cross_entropy over the (B*T, V) logits.
+        HINT: the positions are the rows `self.position_embedding.weight[start:start + T]`. Apply
+              lm_head to the (B*T, C) rows; those (B*T, V) logits and `targets.reshape(-1)` go to
+              cross_entropy; return the logits reshaped to (B, T, V).
         """
         idx = _token_ids(idx, "GPT.forward")
-        if idx.shape[1] > self.config.block_size:
+        start, layer_caches = _cache_parts(kv_cache, len(self.blocks))
+        if start + idx.shape[1] > self.config.block_size:
+            cached = "" if kv_cache is None else f"{start} cached positions + "
             raise ValueError(
-                f"GPT.forward: sequence length {idx.shape[1]} exceeds block_size {self.config.block_size}; "
+                f"GPT.forward: sequence length {cached}{idx.shape[1]} exceeds block_size {self.config.block_size}; "
                 f"crop the context to its last {self.config.block_size} tokens (generate() does this)"
             )
         ### BEGIN SOLUTION
-        x = self.embedding_dropout(self.position_embedding(self.token_embedding(idx)))
-        for block in self.blocks:
-            x = block(x)
+        positions = self.position_embedding.weight[start:start + idx.shape[1]]  # rows 0..T-1 without a cache
+        x = self.embedding_dropout(self.token_embedding(idx) + positions)
+        for block, layer_cache in zip(self.blocks, layer_caches):
+            x = block(x, kv_cache=layer_cache)
         batch, length, width = x.shape
         logits = self.lm_head(self.final_norm(x).reshape(batch * length, width))  # (B*T, V) rows
         if targets is None:
@@ -638,40 +655,73 @@ class GPT(Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Append max_new_tokens sampled tokens to each row of idx (B, T); returns (B, T + max_new_tokens).
 
-        Each step crops the context to the last block_size tokens, takes the last position's
-        logits, divides them by `temperature` (< 1: more conservative, > 1: more random), keeps the
-        `top_k` largest when given, and samples from the softmax with module 01's generator
-        (`manual_seed` makes it reproducible). Runs under no_grad(); call `model.eval()` first
-        when the model has dropout, as in PyTorch.
+        Each step crops the context to the last block_size tokens, runs the model on it and
+        picks the next token from the last position's logits with `sample_next_token`. Runs under
+        no_grad(); call `model.eval()` first when the model has dropout, as in PyTorch.
+        (Module 17's generate does the same with a KV cache.)
 
-        TODO: the loop above, on NumPy arrays; sample by inverse CDF: the first index whose
-              cumulative probability exceeds u * total, with u from `rand(B, 1)`.
-        HINT: `np.partition(logits, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)` is each row's
-              k-th largest value; `np.cumsum(probabilities, axis=-1)`; counting the entries
-              `<= threshold` gives the index.
+        TODO: the loop above, on NumPy arrays: crop, forward, sample, append.
+        HINT: `logits.data[:, -1, :]` are the last position's logits; `np.concatenate([ids,
+              next_ids[:, None].astype(ids.dtype)], axis=1)` appends a column.
         """
         idx = _token_ids(idx, "GPT.generate")
-        if not temperature > 0:
-            raise ValueError(f"GPT.generate: temperature must be > 0, got {temperature!r}; for greedy decoding use top_k=1")
-        if top_k is not None:
-            check_positive_int("GPT.generate", "top_k (or None)", top_k)
+        check_sampling_arguments("GPT.generate", temperature, top_k)
         ids = idx.data
         ### BEGIN SOLUTION
         with no_grad():
             for _ in range(max_new_tokens):
                 logits, _ = self(ids[:, -self.config.block_size:])
-                scores = logits.data[:, -1, :].astype(np.float64) / temperature
-                if top_k is not None:
-                    k = min(int(top_k), scores.shape[-1])
-                    kth_largest = np.partition(scores, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
-                    scores = np.where(scores < kth_largest, -np.inf, scores)
-                probabilities = np.exp(scores - scores.max(axis=-1, keepdims=True))
-                cumulative = np.cumsum(probabilities, axis=-1)
-                threshold = rand(ids.shape[0], 1, dtype=np.float64).data * cumulative[:, -1:]
-                next_ids = (cumulative <= threshold).sum(axis=-1)
+                next_ids = sample_next_token(logits.data[:, -1, :], temperature, top_k)
                 ids = np.concatenate([ids, next_ids[:, None].astype(ids.dtype)], axis=1)
         return Tensor(ids)
         ### END SOLUTION
+
+
+def sample_next_token(logits, temperature=1.0, top_k=None):
+    """One token id per row, sampled from (B, V) logits (a NumPy array): returns (B,) int64.
+
+    Divides the logits by `temperature` (< 1: more conservative, > 1: more random), keeps the
+    `top_k` largest when given, and samples from the softmax with module 01's generator
+    (`manual_seed` makes it reproducible; one draw per row, even when top_k=1 leaves no choice).
+
+    TODO: sample by inverse CDF: the first index whose cumulative probability exceeds u * total,
+          with u from `rand(B, 1)`; compute in float64.
+    HINT: `np.partition(scores, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)` is each row's
+          k-th largest value; `np.cumsum(probabilities, axis=-1)`; counting the entries
+          `<= threshold` gives the index.
+    """
+    ### BEGIN SOLUTION
+    scores = np.asarray(logits).astype(np.float64) / temperature
+    if top_k is not None:
+        k = min(int(top_k), scores.shape[-1])
+        kth_largest = np.partition(scores, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
+        scores = np.where(scores < kth_largest, -np.inf, scores)
+    probabilities = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    cumulative = np.cumsum(probabilities, axis=-1)
+    threshold = rand(scores.shape[0], 1, dtype=np.float64).data * cumulative[:, -1:]
+    return (cumulative <= threshold).sum(axis=-1)
+    ### END SOLUTION
+
+
+def check_sampling_arguments(caller, temperature, top_k):
+    """A clear error for a temperature that is not > 0 or a top_k that is not a positive int (or None)."""
+    if not temperature > 0:
+        raise ValueError(f"{caller}: temperature must be > 0, got {temperature!r}; for greedy decoding use top_k=1")
+    if top_k is not None:
+        check_positive_int(caller, "top_k (or None)", top_k)
+
+
+def _cache_parts(kv_cache, n_layer):
+    """(first position, one cache per block): (0, [None, ...]) without a KV cache."""
+    if kv_cache is None:
+        return 0, [None] * n_layer
+    layers = list(kv_cache.layers)
+    if len(layers) != n_layer:
+        raise ValueError(
+            f"GPT.forward: the kv_cache has {len(layers)} layer caches for a model of {n_layer} blocks; "
+            "make it for this model (module 17: KVCache.for_model(model, batch_size))"
+        )
+    return int(kv_cache.length), layers
 
 
 def _check_config(config):
@@ -741,6 +791,47 @@ def test_unit_gpt():
 
 
 test_unit_gpt()
+
+# %% [markdown]
+# ### Test: the KV-cache seam
+#
+# The simplest cache the seam accepts concatenates each call's keys and values onto the earlier
+# ones (module 17 preallocates instead). Running a sequence in chunks through it must give the
+# logits of one pass over the whole sequence: the positions continue where the cache left off.
+
+# %%
+def test_unit_kv_cache_seam():
+    from tinytorch.core.tensor import manual_seed
+
+    class LayerCache:
+        keys = values = None
+
+        def update(self, keys, values):
+            if self.keys is not None:
+                keys = Tensor(np.concatenate([self.keys.data, keys.data], axis=-2))
+                values = Tensor(np.concatenate([self.values.data, values.data], axis=-2))
+            self.keys, self.values = keys, values
+            return keys, values
+
+    class ModelCache:
+        def __init__(self, n_layer):
+            self.layers, self.length = [LayerCache() for _ in range(n_layer)], 0
+
+    manual_seed(2)
+    model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=16)).eval()
+    idx = np.random.default_rng(2).integers(0, 11, size=(2, 8))
+    cache = ModelCache(2)
+    with no_grad():
+        pieces = []
+        for start, end in ((0, 5), (5, 6), (6, 8)):
+            pieces.append(model(idx[:, start:end], kv_cache=cache)[0].numpy())
+            cache.length = end
+        full = model(idx)[0].numpy()
+    assert np.allclose(np.concatenate(pieces, axis=1), full, atol=1e-5), "chunks through a cache = one full pass"
+    print("KV-cache seam: ok")
+
+
+test_unit_kv_cache_seam()
 
 # %% [markdown]
 # ### Test: generation

@@ -317,3 +317,64 @@ def test_multi_head_attention_round_trips_through_state_dict_and_float64():
     assert sorted(saved.state_dict()) == ["out_proj.bias", "out_proj.weight", "qkv_proj.bias", "qkv_proj.weight"]
     wide = MultiHeadAttention(8, 2, dtype=np.float64)
     assert wide(Tensor(normal(1, 3, 8), dtype=np.float64)).dtype == np.float64
+
+
+# ---- the KV-cache seam (module 17 fills it) ------------------------------------------------------
+class ConcatenatingCache:
+    """The smallest object the seam accepts: `update(keys, values)` returns every key and value so far."""
+
+    def __init__(self):
+        self.keys = self.values = None
+        self.calls = []
+
+    def update(self, keys, values):
+        self.calls.append(keys.shape)
+        if self.keys is not None:
+            keys = Tensor(np.concatenate([self.keys.numpy(), keys.numpy()], axis=-2))
+            values = Tensor(np.concatenate([self.values.numpy(), values.numpy()], axis=-2))
+        self.keys, self.values = keys, values
+        return keys, values
+
+
+@pytest.mark.parametrize("query_len,key_len", [(1, 1), (1, 6), (3, 7), (4, 4)])
+def test_causal_mask_with_an_offset_is_aligned_bottom_right(query_len, key_len):
+    offset = key_len - query_len
+    mask = causal_mask(query_len, key_len, offset=offset)
+    np.testing.assert_array_equal(mask, np.arange(key_len)[None, :] <= np.arange(query_len)[:, None] + offset)
+    assert mask[-1].all(), "the last query is the last position: it sees every key"
+    np.testing.assert_array_equal(causal_mask(query_len, key_len, offset=0), causal_mask(query_len, key_len))
+
+
+def test_attention_over_a_cache_in_chunks_equals_the_full_causal_pass():
+    manual_seed(7)
+    layer = MultiHeadAttention(8, 2, causal=True)
+    x = Tensor(normal(2, 9, 8, seed=7))
+    full = layer(x).numpy()
+    cache = ConcatenatingCache()
+    chunks = [layer(x[:, a:b], kv_cache=cache).numpy() for a, b in ((0, 4), (4, 5), (5, 8), (8, 9))]
+    assert cache.calls == [(2, 2, 4, 4), (2, 2, 1, 4), (2, 2, 3, 4), (2, 2, 1, 4)], "keys go in as (B, H, T, D)"
+    np.testing.assert_allclose(np.concatenate(chunks, axis=1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_a_layer_that_is_not_causal_attends_over_every_cached_key():
+    manual_seed(8)
+    layer = MultiHeadAttention(8, 2)
+    x = Tensor(normal(1, 6, 8, seed=8))
+    cache = ConcatenatingCache()
+    layer(x[:, :4], kv_cache=cache)
+    last = layer(x[:, 4:], kv_cache=cache).numpy()
+    np.testing.assert_allclose(last, layer(x).numpy()[:, 4:], rtol=1e-5, atol=1e-6)
+
+
+def test_the_cache_seam_refuses_masks_and_a_cache_that_drops_positions():
+    layer = MultiHeadAttention(8, 2, causal=True)
+    x = Tensor(normal(1, 3, 8))
+    with pytest.raises(ValueError, match="only the causal mask applies"):
+        layer(x, padding_mask=np.ones((1, 3), dtype=bool), kv_cache=ConcatenatingCache())
+
+    class Forgetful:  # returns only the earlier keys: the bug of a cache that skips the current token
+        def update(self, keys, values):
+            return keys[:, :, :1], values[:, :, :1]
+
+    with pytest.raises(ValueError, match="this call's 3 positions included"):
+        layer(x, kv_cache=Forgetful())

@@ -427,3 +427,85 @@ def test_dropout_config_is_active_in_training_and_off_in_eval():
     assert not np.allclose(model(idx)[0].numpy(), model(idx)[0].numpy())
     model.eval()
     np.testing.assert_array_equal(model(idx)[0].numpy(), model(idx)[0].numpy())
+
+
+# ---- the KV-cache seam (module 17 fills it) ------------------------------------------------------
+class ConcatenatingLayerCache:
+    def __init__(self):
+        self.keys = self.values = None
+
+    def update(self, keys, values):
+        if self.keys is not None:
+            keys = Tensor(np.concatenate([self.keys.numpy(), keys.numpy()], axis=-2))
+            values = Tensor(np.concatenate([self.values.numpy(), values.numpy()], axis=-2))
+        self.keys, self.values = keys, values
+        return keys, values
+
+
+class ModelCache:
+    """What GPT.forward asks of a cache: `layers` (one per block) and `length` (positions held)."""
+
+    def __init__(self, n_layer):
+        self.layers = [ConcatenatingLayerCache() for _ in range(n_layer)]
+
+    @property
+    def length(self):
+        keys = self.layers[0].keys
+        return 0 if keys is None else keys.shape[-2]
+
+
+def test_gpt_forward_with_a_cache_places_new_tokens_after_the_cached_ones():
+    model = tiny_gpt(seed=24).eval()
+    idx = np.random.default_rng(24).integers(0, 13, size=(2, 8))
+    with no_grad():
+        full = model(idx)[0].numpy()
+        cache = ModelCache(2)
+        pieces = [model(idx[:, a:b], kv_cache=cache)[0].numpy() for a, b in ((0, 3), (3, 4), (4, 8))]
+        assert cache.length == 8
+        alone = model(idx[:, 3:4])[0].numpy()  # the same token at position 0, with no context
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(pieces[1], alone, atol=1e-3), "a cached step is not a fresh sequence"
+
+
+def test_transformer_block_passes_the_cache_to_its_attention():
+    block = TransformerBlock(16, 4)
+    x = Tensor(normal(1, 6, 16, seed=25))
+    cache = ConcatenatingLayerCache()
+    steps = [block(x[:, t:t + 1], kv_cache=cache).numpy() for t in range(6)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), block(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_gpt_forward_with_a_cache_explains_too_many_positions_and_a_wrong_cache():
+    model = tiny_gpt(seed=26).eval()
+    with no_grad():
+        cache = ModelCache(2)
+        model(np.zeros((1, 6), dtype=np.int64), kv_cache=cache)
+        with pytest.raises(ValueError, match=r"sequence length 6 cached positions \+ 3 exceeds block_size 8"):
+            model(np.zeros((1, 3), dtype=np.int64), kv_cache=cache)
+        with pytest.raises(ValueError, match="3 layer caches for a model of 2 blocks"):
+            model(np.zeros((1, 1), dtype=np.int64), kv_cache=ModelCache(3))
+
+
+def test_sample_next_token_is_the_sampler_of_generate():
+    from tinytorch.core.transformer import check_sampling_arguments, sample_next_token
+
+    logits = normal(4, 13, seed=27)
+    assert sample_next_token(logits, top_k=1).tolist() == logits.argmax(axis=-1).tolist()
+    manual_seed(28)
+    first = sample_next_token(logits, temperature=0.5, top_k=4)
+    manual_seed(28)
+    np.testing.assert_array_equal(sample_next_token(logits, temperature=0.5, top_k=4), first)
+    top4 = np.argsort(logits, axis=-1)[:, -4:]
+    assert all(token in row for token, row in zip(first, top4))
+    model = tiny_gpt(seed=29).eval()
+    prompt = np.array([[1, 2, 3]])
+    manual_seed(30)
+    generated = model.generate(prompt, 1, temperature=0.9)
+    manual_seed(30)
+    with no_grad():
+        expected = sample_next_token(model(prompt)[0].numpy()[:, -1], temperature=0.9)
+    assert generated.numpy()[0, -1] == expected[0]
+    with pytest.raises(ValueError, match="mine: temperature must be > 0"):
+        check_sampling_arguments("mine", -1.0, None)
+    with pytest.raises(ValueError, match="top_k"):
+        check_sampling_arguments("mine", 1.0, 2.5)

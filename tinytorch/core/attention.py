@@ -18,11 +18,12 @@ from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, register_backward
 
 
-def causal_mask(query_len, key_len=None):
-    """(query_len, key_len) boolean mask: True where key j <= query i (key_len defaults to query_len).
+def causal_mask(query_len, key_len=None, offset=0):
+    """(query_len, key_len) boolean mask: True where key j <= query i + offset (key_len defaults
+    to query_len). offset=0 aligns it top-left; offset = key_len - query_len bottom-right.
     """
     key_len = query_len if key_len is None else key_len
-    return np.tril(np.ones((query_len, key_len), dtype=bool))
+    return np.tril(np.ones((query_len, key_len), dtype=bool), k=offset)
 
 
 def padding_mask(valid):
@@ -229,24 +230,35 @@ class MultiHeadAttention(Module):
         self.qkv_proj = Linear(embed_dim, 3 * embed_dim, bias=bias, dtype=dtype)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
 
-    def forward(self, x, attn_mask=None, padding_mask=None):
+    def forward(self, x, attn_mask=None, padding_mask=None, kv_cache=None):
         """Self-attention over x of shape (B, T, E).
 
         attn_mask: boolean (True = may attend) or float, broadcastable to (B, num_heads, T, T).
         padding_mask: (B, T) boolean, True on real tokens (module 10's attention_mask).
+        kv_cache: None, or an object whose `update(keys, values)` takes this call's (B, H, T, D)
+            keys and values and returns all keys and values so far, these last (module 17's
+            KV cache); the queries then attend over all of them. Only the causal mask applies.
         """
         x = as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"MultiHeadAttention: expected input of shape (batch, seq_len, {self.embed_dim}), got {x.shape}"
             )
+        if kv_cache is not None and (attn_mask is not None or padding_mask is not None):
+            raise ValueError(
+                "MultiHeadAttention: with a kv_cache only the causal mask applies; attn_mask and "
+                "padding_mask would have to cover the cached positions too (batch equal-length sequences)"
+            )
         batch, length, _ = x.shape
         mask = _merge_masks(attn_mask, padding_mask, self.causal, batch, length)
         rows = x.reshape(batch * length, self.embed_dim)  # one (B*T, E) matrix product, not B small ones
         qkv = self.qkv_proj(rows).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if kv_cache is not None:  # module 17: attend over every cached position and these
+            k, v, mask = _extend_with_cache(kv_cache, k, v, self.causal)
         y = scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=mask,
-            is_causal=self.causal and mask is None,
+            q, k, v, attn_mask=mask,
+            is_causal=self.causal and mask is None and kv_cache is None,
             dropout_p=self.dropout if self.training else 0.0,
         )
         y = y.permute(0, 2, 1, 3).reshape(batch * length, self.embed_dim)
@@ -255,6 +267,26 @@ class MultiHeadAttention(Module):
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
                 f"bias={self.qkv_proj.bias is not None}, causal={self.causal}")
+
+
+def _extend_with_cache(kv_cache, keys, values, causal):
+    """(all keys, all values, mask) once this call's keys and values join the cache.
+
+    The mask is causal aligned bottom-right (the new queries are the last positions), or None
+    when nothing needs hiding: a layer that is not causal, or a single new query, which may see
+    every key, its own included.
+    """
+    new = keys.shape[-2]
+    keys, values = kv_cache.update(keys, values)
+    total = keys.shape[-2]
+    if keys.shape[:-2] != values.shape[:-2] or total != values.shape[-2] or total < new:
+        raise ValueError(
+            f"MultiHeadAttention: kv_cache.update must return all keys and values so far, this call's "
+            f"{new} positions included; got keys {keys.shape} and values {values.shape}"
+        )
+    if not causal or new == 1:
+        return keys, values, None
+    return keys, values, causal_mask(new, total, offset=total - new)
 
 
 def _merge_masks(attn_mask, padding, causal, batch, length):

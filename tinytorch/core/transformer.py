@@ -11,6 +11,8 @@ __all__ = [
     "TransformerBlock",
     "GPTConfig",
     "GPT",
+    "sample_next_token",
+    "check_sampling_arguments",
 ]
 
 import math
@@ -182,10 +184,11 @@ class TransformerBlock(Module):
         self.mlp_norm = LayerNorm(n_embd, bias=bias, dtype=dtype)
         self.mlp = MLP(n_embd, dropout=dropout, bias=bias, dtype=dtype)
 
-    def forward(self, x, padding_mask=None):
-        """The two residual updates.
+    def forward(self, x, padding_mask=None, kv_cache=None):
+        """The two residual updates. `kv_cache` (module 17) goes to the attention, unchanged.
         """
-        x = x + self.residual_dropout(self.attention(self.attention_norm(x), padding_mask=padding_mask))
+        x = x + self.residual_dropout(self.attention(self.attention_norm(x), padding_mask=padding_mask,
+                                                     kv_cache=kv_cache))
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -235,19 +238,26 @@ class GPT(Module):
             normal_(block.attention.out_proj.weight, 0.0, residual_std)
             normal_(block.mlp.down_proj.weight, 0.0, residual_std)
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, kv_cache=None):
         """Logits (B, T, vocab_size) for token ids idx (B, T); with targets (B, T), also the mean
         cross-entropy of predicting each target. Returns (logits, loss); loss is None without targets.
+
+        kv_cache: None, or a cache of the keys and values of earlier positions (module 17's
+        KVCache): an object with `length` (positions it holds) and `layers` (one cache per block,
+        see MultiHeadAttention.forward). idx then holds the tokens at positions length ... length + T - 1.
         """
         idx = _token_ids(idx, "GPT.forward")
-        if idx.shape[1] > self.config.block_size:
+        start, layer_caches = _cache_parts(kv_cache, len(self.blocks))
+        if start + idx.shape[1] > self.config.block_size:
+            cached = "" if kv_cache is None else f"{start} cached positions + "
             raise ValueError(
-                f"GPT.forward: sequence length {idx.shape[1]} exceeds block_size {self.config.block_size}; "
+                f"GPT.forward: sequence length {cached}{idx.shape[1]} exceeds block_size {self.config.block_size}; "
                 f"crop the context to its last {self.config.block_size} tokens (generate() does this)"
             )
-        x = self.embedding_dropout(self.position_embedding(self.token_embedding(idx)))
-        for block in self.blocks:
-            x = block(x)
+        positions = self.position_embedding.weight[start:start + idx.shape[1]]  # rows 0..T-1 without a cache
+        x = self.embedding_dropout(self.token_embedding(idx) + positions)
+        for block, layer_cache in zip(self.blocks, layer_caches):
+            x = block(x, kv_cache=layer_cache)
         batch, length, width = x.shape
         logits = self.lm_head(self.final_norm(x).reshape(batch * length, width))  # (B*T, V) rows
         if targets is None:
@@ -287,32 +297,59 @@ class GPT(Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Append max_new_tokens sampled tokens to each row of idx (B, T); returns (B, T + max_new_tokens).
 
-        Each step crops the context to the last block_size tokens, takes the last position's
-        logits, divides them by `temperature` (< 1: more conservative, > 1: more random), keeps the
-        `top_k` largest when given, and samples from the softmax with module 01's generator
-        (`manual_seed` makes it reproducible). Runs under no_grad(); call `model.eval()` first
-        when the model has dropout, as in PyTorch.
+        Each step crops the context to the last block_size tokens, runs the model on it and
+        picks the next token from the last position's logits with `sample_next_token`. Runs under
+        no_grad(); call `model.eval()` first when the model has dropout, as in PyTorch.
+        (Module 17's generate does the same with a KV cache.)
         """
         idx = _token_ids(idx, "GPT.generate")
-        if not temperature > 0:
-            raise ValueError(f"GPT.generate: temperature must be > 0, got {temperature!r}; for greedy decoding use top_k=1")
-        if top_k is not None:
-            check_positive_int("GPT.generate", "top_k (or None)", top_k)
+        check_sampling_arguments("GPT.generate", temperature, top_k)
         ids = idx.data
         with no_grad():
             for _ in range(max_new_tokens):
                 logits, _ = self(ids[:, -self.config.block_size:])
-                scores = logits.data[:, -1, :].astype(np.float64) / temperature
-                if top_k is not None:
-                    k = min(int(top_k), scores.shape[-1])
-                    kth_largest = np.partition(scores, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
-                    scores = np.where(scores < kth_largest, -np.inf, scores)
-                probabilities = np.exp(scores - scores.max(axis=-1, keepdims=True))
-                cumulative = np.cumsum(probabilities, axis=-1)
-                threshold = rand(ids.shape[0], 1, dtype=np.float64).data * cumulative[:, -1:]
-                next_ids = (cumulative <= threshold).sum(axis=-1)
+                next_ids = sample_next_token(logits.data[:, -1, :], temperature, top_k)
                 ids = np.concatenate([ids, next_ids[:, None].astype(ids.dtype)], axis=1)
         return Tensor(ids)
+
+
+def sample_next_token(logits, temperature=1.0, top_k=None):
+    """One token id per row, sampled from (B, V) logits (a NumPy array): returns (B,) int64.
+
+    Divides the logits by `temperature` (< 1: more conservative, > 1: more random), keeps the
+    `top_k` largest when given, and samples from the softmax with module 01's generator
+    (`manual_seed` makes it reproducible; one draw per row, even when top_k=1 leaves no choice).
+    """
+    scores = np.asarray(logits).astype(np.float64) / temperature
+    if top_k is not None:
+        k = min(int(top_k), scores.shape[-1])
+        kth_largest = np.partition(scores, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
+        scores = np.where(scores < kth_largest, -np.inf, scores)
+    probabilities = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    cumulative = np.cumsum(probabilities, axis=-1)
+    threshold = rand(scores.shape[0], 1, dtype=np.float64).data * cumulative[:, -1:]
+    return (cumulative <= threshold).sum(axis=-1)
+
+
+def check_sampling_arguments(caller, temperature, top_k):
+    """A clear error for a temperature that is not > 0 or a top_k that is not a positive int (or None)."""
+    if not temperature > 0:
+        raise ValueError(f"{caller}: temperature must be > 0, got {temperature!r}; for greedy decoding use top_k=1")
+    if top_k is not None:
+        check_positive_int(caller, "top_k (or None)", top_k)
+
+
+def _cache_parts(kv_cache, n_layer):
+    """(first position, one cache per block): (0, [None, ...]) without a KV cache."""
+    if kv_cache is None:
+        return 0, [None] * n_layer
+    layers = list(kv_cache.layers)
+    if len(layers) != n_layer:
+        raise ValueError(
+            f"GPT.forward: the kv_cache has {len(layers)} layer caches for a model of {n_layer} blocks; "
+            "make it for this model (module 17: KVCache.for_model(model, batch_size))"
+        )
+    return int(kv_cache.length), layers
 
 
 def _check_config(config):
