@@ -621,6 +621,9 @@ def _read_npy(raw):
     return np.lib.format.read_array(stream, allow_pickle=False)
 
 
+_ZIP_ENCRYPTED_OR_PATCHED = 0x61  # zip flag bits 0, 5 and 6
+
+
 def _read_npz(data):
     """(arrays, skeleton text, checksum or None) of a .npz file's bytes, as np.savez writes it."""
     arrays = {}
@@ -629,6 +632,8 @@ def _read_npz(data):
             # uncompressed, as np.savez writes: no member can unpack to more bytes than the file holds
             if not member.filename.endswith(".npy") or member.compress_type != zipfile.ZIP_STORED:
                 raise ValueError(f"its member {member.filename!r} is not an uncompressed .npy array, as np.savez writes")
+            if member.flag_bits & _ZIP_ENCRYPTED_OR_PATCHED:
+                raise ValueError(f"its member {member.filename!r} is marked encrypted or patched, which np.savez never writes")
             arrays[member.filename[: -len(".npy")]] = _read_npy(archive.read(member))
     texts = {}
     for key in (_METADATA_KEY, _CHECKSUM_KEY):
@@ -661,7 +666,8 @@ def load_state(path):
     read = _read_npz if data[:4] == b"PK\x03\x04" else _read_safetensors  # a zip archive: NumPy's .npz
     try:
         arrays, metadata, checksum = read(data)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SafetensorError) as error:
+    # zipfile raises NotImplementedError for a zip feature it lacks (a damaged version field, say)
+    except (ValueError, OSError, EOFError, NotImplementedError, zipfile.BadZipFile, SafetensorError) as error:
         raise CheckpointError(
             f"load_state: {path} is not a TinyTorch checkpoint, or it is damaged ({error}); "
             "checkpoints are written by save_checkpoint in safetensors or .npz format"
@@ -716,14 +722,18 @@ def _check_checkpoint(path, state):
                               "not a dict or a list")
 
 
-def load_checkpoint(path, model=None, optimizer=None, scheduler=None):
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, check=None):
     """Read a checkpoint; load its states into the objects given; return the whole checkpoint dict.
 
     All or nothing: every object checks its state (`check_state_dict`) before any is loaded, so a
-    refused checkpoint leaves the model, the optimizer and the scheduler as they were.
+    refused checkpoint leaves the model, the optimizer and the scheduler as they were. `check`,
+    if given, is called with the checkpoint dict before anything is loaded too (the Trainer
+    checks its history there); it raises CheckpointError to refuse.
     """
     state = load_state(path)
     _check_checkpoint(path, state)
+    if check is not None:
+        check(state)
     targets = [(name, target) for name, target in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler))
                if target is not None]
     for name, target in targets:
@@ -763,6 +773,14 @@ def test_unit_checkpoint_files():
             pass
         assert target.read_bytes() == before, "a failed save must leave the old checkpoint as it was"
         assert not [p for p in folder.iterdir() if p.suffix == ".tmp"], "no temporary file may be left"
+        damaged = bytearray((folder / "run.safetensors").read_bytes())
+        damaged[-1] ^= 0x40  # one bit of the last weight: it loads as another number unless checked
+        (folder / "run.safetensors").write_bytes(bytes(damaged))
+        try:
+            load_state(folder / "run.safetensors")
+            raise AssertionError("a flipped bit in a weight must be detected")
+        except CheckpointError as error:
+            assert "run.safetensors is damaged: checksum mismatch" in str(error)
     finally:
         shutil.rmtree(folder)
     print("checkpoint files: ok")
@@ -1236,7 +1254,17 @@ class Trainer:
 
     def load_checkpoint(self, path):
         """Restore a checkpoint saved by `save_checkpoint`; the next `fit` continues from it."""
-        state = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+
+        def check_trainer_state(state):  # before anything is loaded: a refused file changes nothing
+            history = state["history"]
+            stopper = (state.get("extra") or {}).get("early_stopping") if isinstance(state.get("extra"), dict) else None
+            if not isinstance(history, dict) or not all(isinstance(history.get(key, []), list) for key in HISTORY_KEYS):
+                raise CheckpointError(f"Trainer.load_checkpoint: {path} holds no Trainer history (a dict of lists); "
+                                      "it was not written by Trainer.save_checkpoint")
+            if stopper is not None and not (isinstance(stopper, dict) and isinstance(stopper.get("monitor"), str)):
+                raise CheckpointError(f"Trainer.load_checkpoint: {path} has a damaged early-stopping state")
+
+        state = load_checkpoint(path, self.model, self.optimizer, self.scheduler, check=check_trainer_state)
         self.current_epoch = state["epoch"]
         self.history = {key: list(state["history"].get(key, [])) for key in HISTORY_KEYS}
         stopper = (state.get("extra") or {}).get("early_stopping")

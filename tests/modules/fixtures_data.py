@@ -246,3 +246,25 @@ def npz_members(data: bytes) -> dict[str, bytes]:
 def text_npy(text: str) -> bytes:
     """A .npz member holding text as uint8 bytes, as module 07 stores its metadata."""
     return npy_bytes(np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+
+
+def python2_cifar_batch_bytes(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch pickled as Python 2's cPickle wrote the official files: every string a byte string."""
+    def string(value: bytes) -> bytes:  # SHORT_BINSTRING
+        return b"U" + bytes([len(value)]) + value
+
+    def integer(value: int) -> bytes:  # BININT
+        return b"J" + struct.pack("<i", value)
+
+    raw = np.ascontiguousarray(data, dtype=np.uint8).tobytes()
+    return b"".join([
+        b"\x80\x02}(",  # PROTO 2, EMPTY_DICT, MARK
+        string(b"labels"), b"](", *map(integer, labels), b"e",  # EMPTY_LIST, MARK, ..., APPENDS
+        string(b"data"),
+        b"cnumpy.core.multiarray\n_reconstruct\n", b"cnumpy\nndarray\n", integer(0), b"\x85", string(b"b"), b"\x87R",
+        b"(", integer(1), integer(data.shape[0]), integer(data.shape[1]), b"\x86",  # state: version, shape,
+        b"cnumpy\ndtype\n", string(b"u1"), integer(0), integer(1), b"\x87R",  # dtype('u1', 0, 1)
+        b"(", integer(3), string(b"|"), b"NNN", integer(-1), integer(-1), integer(0), b"tb",  # its state
+        b"\x89", b"T" + struct.pack("<I", len(raw)) + raw, b"tb",  # is_fortran False, the bytes; BUILD
+        b"u.",  # SETITEMS, STOP
+    ])

@@ -781,3 +781,15 @@ def test_checkpoint_fields_are_checked(tmp_path, field, value, message):
     save_state(path, state)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path, classifier())
+
+
+@pytest.mark.parametrize("history", [None, [{"step": 1, "loss": 2.0}]])
+def test_trainer_resume_refuses_a_checkpoint_without_a_trainer_history_and_changes_nothing(tmp_path, history):
+    source, target = classifier(seed=1), classifier(seed=2)
+    path = save_checkpoint(tmp_path / "run.ckpt", source, epoch=3, history=history)
+    trainer = Trainer(target, SGD(target.parameters(), lr=0.1), CrossEntropyLoss(), verbose=False)
+    before = {name: array.copy() for name, array in target.state_dict().items()}
+    with pytest.raises(ValueError, match="holds no Trainer history"):
+        trainer.load_checkpoint(path)
+    assert all(np.array_equal(before[name], array) for name, array in target.state_dict().items())
+    assert trainer.current_epoch == 0

@@ -2,12 +2,13 @@
 
 Download tests serve fixture files in the official formats from a local HTTP server on
 127.0.0.1; no test needs the network. Tests on the real datasets run only where a copy exists
-($TINYTORCH_DATA, or the course machines' ../shared/data) and skip cleanly elsewhere.
+(the folder $TINYTORCH_DATA names) and skip cleanly elsewhere.
 """
 
 import gzip
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from tests.modules.fixtures_data import (
     idx_bytes,
     make_cifar10,
     md5,
+    python2_cifar_batch_bytes,
     serve_files,
     write_cifar10_folder,
     write_mnist,
@@ -775,10 +777,9 @@ def test_tinyshakespeare_accepts_the_flat_file_name_and_explains_misses(monkeypa
 
 # ---- the real datasets, where a copy exists ---------------------------------------------------------------
 def real_data_folder():
-    for candidate in (os.environ.get("TINYTORCH_DATA"), Path(__file__).resolve().parents[3] / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
+    """The project's data folder setting, where a copy of the real datasets may be."""
+    folder = os.environ.get("TINYTORCH_DATA")
+    return Path(folder) if folder and Path(folder).is_dir() else None
 
 
 REAL = real_data_folder()
@@ -786,7 +787,7 @@ REAL = real_data_folder()
 
 def needs_real(*parts):
     present = REAL is not None and (REAL.joinpath(*parts)).exists()
-    return pytest.mark.skipif(not present, reason=f"real data not present ({'/'.join(parts)} under $TINYTORCH_DATA or ../shared/data)")
+    return pytest.mark.skipif(not present, reason=f"real data not present ({'/'.join(parts)} under $TINYTORCH_DATA)")
 
 
 @needs_real("mnist", "train-images-idx3-ubyte.gz")
@@ -809,7 +810,7 @@ def test_real_cifar10_test_split():
 
 def test_real_tinyshakespeare():
     if REAL is None or not ((REAL / "tinyshakespeare.txt").exists() or (REAL / "tinyshakespeare" / "input.txt").exists()):
-        pytest.skip("real data not present (tinyshakespeare under $TINYTORCH_DATA or ../shared/data)")
+        pytest.skip("real data not present (tinyshakespeare under $TINYTORCH_DATA)")
     text = TinyShakespeare(root=REAL).text
     assert len(text) == 1_115_394 and len(set(text)) == 65
 
@@ -841,3 +842,72 @@ def test_cifar_labels_stored_as_an_array_load_as_int64(tmp_path):
     path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([3, 9])}, protocol=2))
     data, labels = dl.read_cifar_batch(path)
     assert labels.tolist() == [3, 9] and labels.dtype == np.int64
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5, "python 2"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_cifar_batches_pickled_every_way_numpy_writes_them_load(tmp_path, protocol, order):
+    data = np.asarray(np.arange(2 * 3072).reshape(2, 3072) % 256, dtype=np.uint8, order=order)
+    path = tmp_path / "data_batch_1"
+    if protocol == "python 2":  # the layout of the official files
+        path.write_bytes(python2_cifar_batch_bytes(data, [4, 8]))
+    else:
+        path.write_bytes(pickle.dumps({b"data": data, b"labels": [4, 8]}, protocol=protocol))
+    loaded, labels = dl.read_cifar_batch(path)
+    np.testing.assert_array_equal(loaded, data)
+    assert loaded.dtype == np.uint8 and labels.tolist() == [4, 8]
+
+
+class _DamagedDtype:
+    def __reduce__(self):  # dtype("u1") whose pickled state holds a number where a subarray belongs
+        return (np.dtype, ("u1", False, True), (3, "|", 1_313_754_653, -1, -1, 0))
+
+
+class _ArrayWithDamagedDtype:
+    def __reduce__(self):  # what ndarray.__reduce__ writes, with that dtype
+        rebuild = np.zeros(1).__reduce__()[0]  # numpy's _reconstruct, wherever this NumPy keeps it
+        return (rebuild, (np.ndarray, (0,), b"b"), (1, (3, 3072), _DamagedDtype(), False, bytes(3 * 3072)))
+
+
+def test_a_damaged_dtype_in_a_cifar_batch_cannot_crash_python(tmp_path):
+    """NumPy's own unpickling trusts a dtype's pickled state: this file crashed Python with a segfault."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": _ArrayWithDamagedDtype(), b"labels": [3, 0, 9]}, protocol=2))
+    script = ("import sys; from tinytorch.core.dataloader import read_cifar_batch, DatasetError\n"
+              "try:\n    read_cifar_batch(sys.argv[1])\nexcept DatasetError as error:\n    print(error)")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, f"Python crashed reading a damaged batch (exit {done.returncode})"
+    assert "data_batch_1" in done.stdout and "not one of plain numbers" in done.stdout
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x80\x02N" + b"r" + struct.pack("<I", 1_280_835_944) + b".",  # store None at memo slot 1.28 billion
+    b"\x80\x04\x8e" + struct.pack("<Q", 2**34) + b"abc",  # a string of 16 GiB, of which 3 bytes are there
+    b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x08\x00\x00\x00punycode\x86R.",  # a quadratic codec
+])
+def test_a_pickle_cannot_make_the_unpickler_allocate_or_compute_without_bound(tmp_path, payload):
+    import tracemalloc
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(payload)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="data_batch_1"):
+            dl.read_cifar_batch(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"refusing a {len(payload)}-byte file allocated {peak:,} bytes"
+
+
+@pytest.mark.parametrize("header,message", [
+    (bytes([0, 0, 0x08, 100]) + struct.pack(">100I", *[1] * 100), "declares 100 dimensions"),  # NumPy allows 32 or 64
+    (bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**32 - 1, 0, 2**32 - 1), "larger than any array"),  # empty, and too big
+])
+def test_idx_headers_that_no_array_can_hold_are_refused(header, message):
+    with pytest.raises(DatasetError, match=f"damaged.idx: the IDX header .*{message}"):
+        read_idx(header + b"\x00", name="damaged.idx")

@@ -41,12 +41,15 @@ __all__ = [
     "TinyShakespeare",
 ]
 
+import codecs
 import gzip
 import hashlib
 import http.client
+import io
 import math
 import os
 import pickle
+import pickletools
 import shutil
 import struct
 import tempfile
@@ -58,7 +61,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch_base.files import open_atomic
-from tinytorch.core.tensor import Tensor, randint
+from tinytorch.core.tensor import Tensor, check_positive_int, randint
 
 
 def _array(x):
@@ -176,10 +179,9 @@ class DataLoader:
                  seed=None, generator=None):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader: a dataset needs __len__ and __getitem__, got {type(dataset).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_positive_int("DataLoader", "batch_size", batch_size)
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.collate_fn = collate_fn
@@ -679,14 +681,110 @@ def _check_labels(dataset, path, labels, classes):
             )
 
 
+def _text(value):
+    """A pickle written by Python 2 (as the official batches were) holds its strings as bytes."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
+class _PickledDtype:
+    """What a pickle asks `numpy.dtype(...)` for, recorded instead of built (see _CifarUnpickler)."""
+
+    def __init__(self, name, align=False, copy=False):
+        self.name, self.state = _text(name), None
+
+    def __setstate__(self, state):  # (3, byte order, subarray, names, fields, itemsize, alignment, flags)
+        self.state = state
+
+    def dtype(self):
+        """The plain NumPy dtype recorded, e.g. uint8 or little-endian int64; anything else is refused."""
+        state = self.state if isinstance(self.state, tuple) and len(self.state) == 8 else (None,) * 8
+        plain = isinstance(self.name, str) and self.name in _PLAIN_DTYPES and all(part is None for part in state[2:5])
+        order = _text(state[1])
+        if not plain or order not in ("|", "<", ">", "="):
+            raise DatasetError(f"it holds an array of dtype {self.name!r} {self.state!r}, not one of plain numbers")
+        return np.dtype(self.name).newbyteorder(order if order in "<>" else "=")
+
+
+class _PickledArray:
+    """What a pickle asks NumPy to rebuild an array from, recorded: (shape, dtype, Fortran order, bytes)."""
+
+    def __init__(self, state=None):
+        self.state = state
+
+    def __setstate__(self, state):  # ndarray.__reduce__'s state: (version 1, shape, dtype, is_fortran, bytes)
+        self.state = state[1:] if isinstance(state, tuple) and len(state) == 5 and state[0] == 1 else None
+
+    def array(self):
+        """The array, built by np.frombuffer from checked parts only."""
+        if not (isinstance(self.state, tuple) and len(self.state) == 4):
+            raise DatasetError("it holds an array in a form NumPy does not write")
+        shape, dtype, fortran, data = self.state
+        if not (isinstance(shape, tuple) and all(type(size) is int and size >= 0 for size in shape)
+                and isinstance(dtype, _PickledDtype) and type(fortran) in (bool, int) and fortran in (0, 1) and isinstance(data, (bytes, bytearray))):
+            raise DatasetError("it holds an array with a damaged description")
+        dtype = dtype.dtype()
+        if math.prod(shape) * dtype.itemsize != len(data):
+            raise DatasetError(f"it holds an array of shape {shape} with {len(data):,} bytes of data, the wrong number")
+        return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _latin1(text, encoding):
+    """_codecs.encode as Python 3's protocol 2 uses it to store bytes; no other codec (some take quadratic time)."""
+    if encoding != "latin1":
+        raise DatasetError(f"it asks to encode text as {encoding!r}; a CIFAR-10 batch stores bytes as latin1 only")
+    return codecs.encode(text, "latin1")
+
+
+_PLAIN_DTYPES = {"b1", "u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8"}
+
+
+def _check_opcodes(data):
+    """A DatasetError unless every opcode of the pickle `data` asks only for memory that the file backs.
+
+    Python's fast unpickler trusts two numbers in a pickle: the length an opcode declares for a
+    string (it allocates that much, then reads), and the memo slot an object is stored at (it
+    grows its memo table to reach it). One 5-byte opcode storing at slot 1,280,835,944 makes it
+    allocate 10 GB. pickletools.genops reads each opcode in pure Python and checks each length
+    against the bytes that are really there; the memo may only grow one slot at a time, as
+    every pickler writes it.
+    """
+    slots = 0
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if argument > slots:
+                raise DatasetError(f"it stores an object at memo slot {argument:,}, while {slots:,} are in use")
+            slots += argument == slots
+        elif opcode.name == "MEMOIZE":
+            slots += 1
+
+
 class _CifarUnpickler(pickle.Unpickler):
-    """Unpickles a CIFAR-10 batch and nothing else: only NumPy's array constructors may be loaded."""
+    """Unpickles a CIFAR-10 batch and nothing else: a dict of lists, bytes and NumPy arrays.
+
+    A pickle names the functions that rebuild its objects, and unpickling calls them with
+    arguments from the file. This unpickler lets a file name only NumPy's array and dtype
+    constructors, and even those never run: NumPy's own rebuilding trusts its arguments (damaged
+    ones can crash Python), so stand-ins record what the file asks for, and `load` builds the
+    arrays itself, with np.frombuffer, once their shape, dtype and length check out. Before
+    any of that, `_check_opcodes` walks the whole file.
+    """
+
+    def __init__(self, stream, **options):
+        data = stream.read()
+        _check_opcodes(data)
+        super().__init__(io.BytesIO(data), **options)
 
     ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),  # how Python 3's protocol 2 stores bytes
+        ("numpy", "ndarray"): _PickledArray,  # only ever passed to _reconstruct
+        ("numpy", "dtype"): _PickledDtype,
+        ("numpy.core.multiarray", "_reconstruct"): lambda cls, shape, typecode: _PickledArray(),
+        ("numpy._core.multiarray", "_reconstruct"): lambda cls, shape, typecode: _PickledArray(),
+        # protocol 5 keeps the data apart from the state: (buffer, dtype, shape, order)
+        ("numpy.core.numeric", "_frombuffer"): lambda data, dtype, shape, order: _PickledArray(
+            (shape, dtype, order == "F", bytes(data))),
+        ("numpy._core.numeric", "_frombuffer"): lambda data, dtype, shape, order: _PickledArray(
+            (shape, dtype, order == "F", bytes(data))),
+        ("_codecs", "encode"): lambda text, encoding: _latin1(text, encoding),
     }
 
     def find_class(self, module, name):
@@ -695,7 +793,15 @@ class _CifarUnpickler(pickle.Unpickler):
                 f"this file asks to load {module}.{name}; a CIFAR-10 batch holds only arrays, lists and "
                 "bytes, so it is not one (TinyTorch refuses to run code from a data file)"
             )
-        return super().find_class(module, name)
+        return self.ALLOWED[module, name]
+
+    def load(self):
+        batch = super().load()
+        if isinstance(batch, dict):
+            for key, value in batch.items():
+                if isinstance(value, _PickledArray):
+                    batch[key] = value.array()
+        return batch
 
 
 def read_cifar_batch(path):
