@@ -83,13 +83,21 @@ DEFAULT_FLOAT = np.float32  # the dtype of floating-point data unless you ask fo
 # 2. `Tensor.backward()` hands the graph to an *engine*, and the engine looks up a *backward rule*
 #    for each op name. Both start empty. Module 05 registers them through the two functions below.
 #
-# This cell is given to you: read it, it is the contract between this module and module 05.
+# Because every operation passes through `from_op`, it is also the one place where a tool can
+# *watch* operations. `set_op_observer(observer)` installs a function that `from_op` calls with
+# `(op, inputs, output, saved)` for every result it builds, whether gradients are on or off
+# (under `no_grad` too). Module 14's profiler counts FLOPs and bytes and times each op through it,
+# from the op's name and arguments, never by guessing from class names. With no observer
+# installed it costs one `is None` check per operation.
+#
+# This cell is given to you: read it, it is the contract between this module and modules 05 and 14.
 
 # %%
 #| export
 _BACKWARD_RULES = {}  # op name -> rule(grad_of_output, output) -> one gradient per input
 _backward_engine = None  # engine(tensor, gradient): walks the graph; installed by module 05
 _grad_enabled = True  # recording switch; module 05's no_grad() turns it off
+_op_observer = None  # observer(op, inputs, output, saved), called by every from_op; module 14's profiler
 
 
 def register_backward(op):
@@ -116,6 +124,16 @@ def set_backward_engine(engine):
     """Install the function that `Tensor.backward()` calls (module 05 does this)."""
     global _backward_engine
     _backward_engine = engine
+
+
+def set_op_observer(observer):
+    """Install `observer(op, inputs, output, saved)`, called by every `Tensor.from_op`; None removes it.
+
+    Returns the observer installed before, so that a tool can put it back when it is done.
+    """
+    global _op_observer
+    previous, _op_observer = _op_observer, observer
+    return previous
 
 
 def is_grad_enabled():
@@ -216,7 +234,10 @@ class Tensor:
     # ---- the seam (module 05 gives these their meaning) ---------------------------------
     @staticmethod
     def from_op(data, op, inputs, **saved):
-        """The result of op `op` on `inputs`; records the graph when an input requires a gradient."""
+        """The result of op `op` on `inputs`; records the graph when an input requires a gradient.
+
+        An installed op observer (`set_op_observer`) sees every result, recorded or not.
+        """
         out = Tensor.__new__(Tensor)
         if type(data) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             data = np.asarray(data)
@@ -236,6 +257,8 @@ class Tensor:
             out._saved = saved
             # The backward rule will read the inputs' data: remember which version it saw.
             out._saved_versions = tuple(t._version for t in out._inputs)
+        if _op_observer is not None:
+            _op_observer(op, inputs, out, saved)
         return out
 
     @property
@@ -1316,7 +1339,9 @@ if __name__ == "__main__":
 # PyTorch's kernels are C++ (ATen) dispatched by device and dtype; ours are NumPy calls, the
 # same idea with one backend. Its autograd also records the graph during the forward pass,
 # through the same kind of seam as our `Tensor.from_op`: each op has a registered derivative
-# formula (`derivatives.yaml`) — module 05 is where you write ours.
+# formula (`derivatives.yaml`) — module 05 is where you write ours. Its profiler watches the
+# same dispatch: `torch.profiler` registers `RecordFunction` callbacks that every ATen op calls
+# on entry and exit, the counterpart of our `set_op_observer`, which module 14 uses.
 
 # %% [markdown]
 # ## Integration test: a linear layer by hand

@@ -79,6 +79,7 @@
 
 # %%
 #| export
+import itertools
 import math
 from collections import namedtuple
 
@@ -191,6 +192,15 @@ test_unit_parameter()
 # BatchNorm's running mean (module 09). They are saved in `state_dict()` but never returned by
 # `parameters()`.
 #
+# **Forward hooks.** Calling a module runs `forward`, and also, as in PyTorch, the *global forward
+# hooks*: functions registered with `register_module_forward_pre_hook(hook)` run as
+# `hook(module, args)` before every module's `forward`, and those registered with
+# `register_module_forward_hook(hook)` run as `hook(module, args, output)` after it (a hook that
+# returns a value replaces the arguments or the output, PyTorch's rule). Each registration
+# returns a handle whose `remove()` takes the hook away again. Module 14's profiler uses them to
+# say which layer an operation ran in; without hooks, `__call__` checks two empty dicts and runs
+# `forward`.
+#
 # This is the largest step of the module. The class is given in one cell (a class cannot be
 # split across cells); its answer regions are the parts that carry the ideas.
 
@@ -212,6 +222,50 @@ def _is_layer(value):
             "super().__init__()) so that its parameters are found, trained and saved"
         )
     return True
+
+
+_forward_pre_hooks = {}  # handle id -> hook(module, args), run before every Module's forward
+_forward_hooks = {}  # handle id -> hook(module, args, output), run after it
+_hook_ids = itertools.count()
+
+
+class RemovableHandle:
+    """What a hook registration returns: `handle.remove()` unregisters the hook (also on `with` exit)."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.remove()
+        return False
+
+
+def register_module_forward_pre_hook(hook):
+    """Run `hook(module, args)` before the forward of every Module; returns a RemovableHandle.
+
+    As `torch.nn.modules.module.register_module_forward_pre_hook`: a hook that returns a value
+    replaces the positional arguments (a tuple, or one value).
+    """
+    key = next(_hook_ids)
+    _forward_pre_hooks[key] = hook
+    return RemovableHandle(_forward_pre_hooks, key)
+
+
+def register_module_forward_hook(hook):
+    """Run `hook(module, args, output)` after the forward of every Module; returns a RemovableHandle.
+
+    As `torch.nn.modules.module.register_module_forward_hook`: a hook that returns a value
+    replaces the output.
+    """
+    key = next(_hook_ids)
+    _forward_hooks[key] = hook
+    return RemovableHandle(_forward_hooks, key)
 
 
 class Module:
@@ -523,7 +577,19 @@ class Module:
         )
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """Run `forward`, and the global forward hooks around it when any are registered."""
+        if not (_forward_pre_hooks or _forward_hooks):
+            return self.forward(*args, **kwargs)
+        for hook in tuple(_forward_pre_hooks.values()):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        output = self.forward(*args, **kwargs)
+        for hook in tuple(_forward_hooks.values()):
+            replaced = hook(self, args, output)
+            if replaced is not None:
+                output = replaced
+        return output
 
     def extra_repr(self):
         """The text between the parentheses of this module's repr (e.g. a layer's sizes)."""
@@ -1004,32 +1070,46 @@ test_unit_flatten_dropout_identity()
 # gain that without a line of their logic written twice: each class below *is* module 02's
 # class (same `forward`, same repr) and a `Module`. Python's method resolution order looks in
 # module 02's class first, then in `Module`; module 02's `__init__`s call `super().__init__()`,
-# which, in these classes, runs `Module.__init__`. `tinytorch.nn.ReLU` is this one.
+# which, in these classes, runs `Module.__init__`. `tinytorch.nn.ReLU` is this one. One line
+# in each class picks `Module.__call__` over module 02's plain `__call__`, so that calling the
+# layer runs the forward hooks of Step 2 like any other Module's.
 
 # %%
 #| export
 class ReLU(activations.ReLU, Module):
     """max(x, 0) as a Module (module 02's ReLU, with Module's train/eval/state_dict)."""
 
+    __call__ = Module.__call__
+
 
 class Sigmoid(activations.Sigmoid, Module):
     """1 / (1 + exp(-x)) as a Module."""
+
+    __call__ = Module.__call__
 
 
 class Tanh(activations.Tanh, Module):
     """tanh(x) as a Module."""
 
+    __call__ = Module.__call__
+
 
 class GELU(activations.GELU, Module):
     """x * Phi(x) as a Module; approximate="none" (exact, via erf) or "tanh"."""
+
+    __call__ = Module.__call__
 
 
 class Softmax(activations.Softmax, Module):
     """Probabilities along `dim` as a Module."""
 
+    __call__ = Module.__call__
+
 
 class LogSoftmax(activations.LogSoftmax, Module):
     """Log-probabilities along `dim` as a Module."""
+
+    __call__ = Module.__call__
 
 # %%
 def test_unit_activation_modules():
@@ -1131,8 +1211,9 @@ if __name__ == "__main__":
 # - PyTorch keeps registered values *only* in those dictionaries and finds them with
 #   `__getattr__`; we also store them as plain attributes, which keeps lookups fast and simple.
 # - PyTorch's `__call__` also runs *hooks* (functions called before and after `forward`), used by
-#   profilers, quantization observers and gradient checkpointing. Module 14 (Profiling) measures
-#   layers from the outside instead.
+#   profilers, quantization observers and gradient checkpointing: per module
+#   (`register_forward_hook`) and global (`register_module_forward_hook`). Ours has the global
+#   kind only, which is what module 14 (Profiling) needs to attribute time to layers.
 # - `nn.Linear` calls one fused kernel (`addmm`: the bias added inside the matrix product);
 #   ours is a matmul then an add, two primitives whose gradients module 05 already knows.
 # - PyTorch ignores plain lists of layers; we register them (see Step 2).

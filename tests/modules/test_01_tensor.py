@@ -358,3 +358,28 @@ def test_as_tensor_and_check_positive_int():
     for bad in (0, -1, 2.5, True, "3", None):
         with pytest.raises(ValueError, match=r"Linear: in_features must be a positive integer, got"):
             check_positive_int("Linear", "in_features", bad)
+
+
+# ---- the op observer (module 14's seam) -----------------------------------------------------------
+def test_op_observer_sees_every_result_with_its_inputs_and_saved_arguments():
+    from tinytorch.core.tensor import set_grad_enabled, set_op_observer
+
+    seen = []
+    a, b = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True), Tensor([[1.0], [2.0]])
+    previous = set_op_observer(lambda op, inputs, output, saved: seen.append((op, inputs, output, saved)))
+    try:
+        product = a @ b
+        total = product.sum(dim=0)
+        with set_grad_enabled(False):
+            unrecorded = (a * 2.0).reshape(4)
+    finally:
+        assert set_op_observer(previous) is not None, "set_op_observer returns the observer it replaces"
+    assert previous is None
+    ops = [op for op, *_ in seen]
+    assert ops == ["matmul", "sum", "constant", "mul", "reshape"], ops
+    assert seen[0][1] == (a, b) and seen[0][2] is product
+    assert seen[1][3] == {"dim": (0,), "keepdim": False} and seen[1][2] is total
+    assert seen[-1][2] is unrecorded and not unrecorded.requires_grad, "observed under no_grad too"
+    seen.clear()
+    a + b
+    assert seen == [], "a removed observer sees nothing"

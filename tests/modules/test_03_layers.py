@@ -648,3 +648,41 @@ def test_linear_and_dropout_gradients_match_pytorch(torch):
     out = Dropout(0.4)(inputs)
     out.sum().backward()
     np.testing.assert_allclose(np.asarray(inputs.grad), out.numpy(), rtol=1e-12)  # the scaled mask
+
+
+# ---- global forward hooks (module 14's seam) ------------------------------------------------------
+def test_global_forward_hooks_run_around_every_module_in_call_order():
+    from tinytorch.core.layers import ReLU as ReLUModule
+    from tinytorch.core.layers import register_module_forward_hook, register_module_forward_pre_hook
+
+    manual_seed(0)
+    model = Sequential(Linear(3, 4), ReLUModule(), Linear(4, 2))
+    x = Tensor(np.ones((2, 3)))
+    calls = []
+    before = register_module_forward_pre_hook(lambda module, args: calls.append(("pre", type(module).__name__)))
+    after = register_module_forward_hook(
+        lambda module, args, output: calls.append(("post", type(module).__name__, output.shape, args[0].shape)))
+    try:
+        model(x)
+    finally:
+        before.remove()
+        after.remove()
+    assert calls == [("pre", "Sequential"), ("pre", "Linear"), ("post", "Linear", (2, 4), (2, 3)),
+                     ("pre", "ReLU"), ("post", "ReLU", (2, 4), (2, 4)),
+                     ("pre", "Linear"), ("post", "Linear", (2, 2), (2, 4)),
+                     ("post", "Sequential", (2, 2), (2, 3))], calls
+    calls.clear()
+    model(x)
+    assert calls == [], "removed hooks do not run"
+
+
+def test_forward_hooks_may_replace_arguments_and_output_and_work_as_context_managers():
+    from tinytorch.core.layers import register_module_forward_hook, register_module_forward_pre_hook
+
+    layer = Identity()
+    x = Tensor([1.0, 2.0])
+    with register_module_forward_pre_hook(lambda module, args: args[0] * 10):
+        assert layer(x).tolist() == [10.0, 20.0], "a pre-hook's value replaces the arguments"
+    with register_module_forward_hook(lambda module, args, output: output + 1):
+        assert layer(x).tolist() == [2.0, 3.0], "a hook's value replaces the output"
+    assert layer(x) is x, "the handles removed both hooks on leaving the blocks"

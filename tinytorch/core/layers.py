@@ -3,6 +3,9 @@
 __all__ = [
     "Parameter",
     "LoadResult",
+    "RemovableHandle",
+    "register_module_forward_pre_hook",
+    "register_module_forward_hook",
     "Module",
     "uniform_",
     "normal_",
@@ -21,6 +24,7 @@ __all__ = [
     "LogSoftmax",
 ]
 
+import itertools
 import math
 from collections import namedtuple
 
@@ -58,6 +62,50 @@ def _is_layer(value):
             "super().__init__()) so that its parameters are found, trained and saved"
         )
     return True
+
+
+_forward_pre_hooks = {}  # handle id -> hook(module, args), run before every Module's forward
+_forward_hooks = {}  # handle id -> hook(module, args, output), run after it
+_hook_ids = itertools.count()
+
+
+class RemovableHandle:
+    """What a hook registration returns: `handle.remove()` unregisters the hook (also on `with` exit)."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.remove()
+        return False
+
+
+def register_module_forward_pre_hook(hook):
+    """Run `hook(module, args)` before the forward of every Module; returns a RemovableHandle.
+
+    As `torch.nn.modules.module.register_module_forward_pre_hook`: a hook that returns a value
+    replaces the positional arguments (a tuple, or one value).
+    """
+    key = next(_hook_ids)
+    _forward_pre_hooks[key] = hook
+    return RemovableHandle(_forward_pre_hooks, key)
+
+
+def register_module_forward_hook(hook):
+    """Run `hook(module, args, output)` after the forward of every Module; returns a RemovableHandle.
+
+    As `torch.nn.modules.module.register_module_forward_hook`: a hook that returns a value
+    replaces the output.
+    """
+    key = next(_hook_ids)
+    _forward_hooks[key] = hook
+    return RemovableHandle(_forward_hooks, key)
 
 
 class Module:
@@ -318,7 +366,19 @@ class Module:
         )
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """Run `forward`, and the global forward hooks around it when any are registered."""
+        if not (_forward_pre_hooks or _forward_hooks):
+            return self.forward(*args, **kwargs)
+        for hook in tuple(_forward_pre_hooks.values()):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        output = self.forward(*args, **kwargs)
+        for hook in tuple(_forward_hooks.values()):
+            replaced = hook(self, args, output)
+            if replaced is not None:
+                output = replaced
+        return output
 
     def extra_repr(self):
         """The text between the parentheses of this module's repr (e.g. a layer's sizes)."""
@@ -516,22 +576,34 @@ class Identity(Module):
 class ReLU(activations.ReLU, Module):
     """max(x, 0) as a Module (module 02's ReLU, with Module's train/eval/state_dict)."""
 
+    __call__ = Module.__call__
+
 
 class Sigmoid(activations.Sigmoid, Module):
     """1 / (1 + exp(-x)) as a Module."""
+
+    __call__ = Module.__call__
 
 
 class Tanh(activations.Tanh, Module):
     """tanh(x) as a Module."""
 
+    __call__ = Module.__call__
+
 
 class GELU(activations.GELU, Module):
     """x * Phi(x) as a Module; approximate="none" (exact, via erf) or "tanh"."""
+
+    __call__ = Module.__call__
 
 
 class Softmax(activations.Softmax, Module):
     """Probabilities along `dim` as a Module."""
 
+    __call__ = Module.__call__
+
 
 class LogSoftmax(activations.LogSoftmax, Module):
     """Log-probabilities along `dim` as a Module."""
+
+    __call__ = Module.__call__

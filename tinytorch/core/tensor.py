@@ -5,6 +5,7 @@ __all__ = [
     "register_backward",
     "backward_rule",
     "set_backward_engine",
+    "set_op_observer",
     "is_grad_enabled",
     "set_grad_enabled",
     "Tensor",
@@ -63,6 +64,7 @@ DEFAULT_FLOAT = np.float32  # the dtype of floating-point data unless you ask fo
 _BACKWARD_RULES = {}  # op name -> rule(grad_of_output, output) -> one gradient per input
 _backward_engine = None  # engine(tensor, gradient): walks the graph; installed by module 05
 _grad_enabled = True  # recording switch; module 05's no_grad() turns it off
+_op_observer = None  # observer(op, inputs, output, saved), called by every from_op; module 14's profiler
 
 
 def register_backward(op):
@@ -89,6 +91,16 @@ def set_backward_engine(engine):
     """Install the function that `Tensor.backward()` calls (module 05 does this)."""
     global _backward_engine
     _backward_engine = engine
+
+
+def set_op_observer(observer):
+    """Install `observer(op, inputs, output, saved)`, called by every `Tensor.from_op`; None removes it.
+
+    Returns the observer installed before, so that a tool can put it back when it is done.
+    """
+    global _op_observer
+    previous, _op_observer = _op_observer, observer
+    return previous
 
 
 def is_grad_enabled():
@@ -159,7 +171,10 @@ class Tensor:
     # ---- the seam (module 05 gives these their meaning) ---------------------------------
     @staticmethod
     def from_op(data, op, inputs, **saved):
-        """The result of op `op` on `inputs`; records the graph when an input requires a gradient."""
+        """The result of op `op` on `inputs`; records the graph when an input requires a gradient.
+
+        An installed op observer (`set_op_observer`) sees every result, recorded or not.
+        """
         out = Tensor.__new__(Tensor)
         if type(data) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             data = np.asarray(data)
@@ -179,6 +194,8 @@ class Tensor:
             out._saved = saved
             # The backward rule will read the inputs' data: remember which version it saw.
             out._saved_versions = tuple(t._version for t in out._inputs)
+        if _op_observer is not None:
+            _op_observer(op, inputs, out, saved)
         return out
 
     @property
