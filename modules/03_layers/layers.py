@@ -1070,46 +1070,40 @@ test_unit_flatten_dropout_identity()
 # gain that without a line of their logic written twice: each class below *is* module 02's
 # class (same `forward`, same repr) and a `Module`. Python's method resolution order looks in
 # module 02's class first, then in `Module`; module 02's `__init__`s call `super().__init__()`,
-# which, in these classes, runs `Module.__init__`. `tinytorch.nn.ReLU` is this one. One line
-# in each class picks `Module.__call__` over module 02's plain `__call__`, so that calling the
-# layer runs the forward hooks of Step 2 like any other Module's.
+# which, in these classes, runs `Module.__init__`. `tinytorch.nn.ReLU` is this one. Their common
+# base, `ActivationModule`, picks `Module.__call__` over module 02's plain `__call__`, so that
+# calling the layer runs the forward hooks of Step 2 like any other Module's.
 
 # %%
 #| export
-class ReLU(activations.ReLU, Module):
+class ActivationModule(activations.Activation, Module):
+    """What the Module forms of module 02's activations share: Module's `__call__` (hooks and all)."""
+
+    __call__ = Module.__call__
+
+
+class ReLU(activations.ReLU, ActivationModule):
     """max(x, 0) as a Module (module 02's ReLU, with Module's train/eval/state_dict)."""
 
-    __call__ = Module.__call__
 
-
-class Sigmoid(activations.Sigmoid, Module):
+class Sigmoid(activations.Sigmoid, ActivationModule):
     """1 / (1 + exp(-x)) as a Module."""
 
-    __call__ = Module.__call__
 
-
-class Tanh(activations.Tanh, Module):
+class Tanh(activations.Tanh, ActivationModule):
     """tanh(x) as a Module."""
 
-    __call__ = Module.__call__
 
-
-class GELU(activations.GELU, Module):
+class GELU(activations.GELU, ActivationModule):
     """x * Phi(x) as a Module; approximate="none" (exact, via erf) or "tanh"."""
 
-    __call__ = Module.__call__
 
-
-class Softmax(activations.Softmax, Module):
+class Softmax(activations.Softmax, ActivationModule):
     """Probabilities along `dim` as a Module."""
 
-    __call__ = Module.__call__
 
-
-class LogSoftmax(activations.LogSoftmax, Module):
+class LogSoftmax(activations.LogSoftmax, ActivationModule):
     """Log-probabilities along `dim` as a Module."""
-
-    __call__ = Module.__call__
 
 # %%
 def test_unit_activation_modules():

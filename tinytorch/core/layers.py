@@ -16,6 +16,7 @@ __all__ = [
     "Flatten",
     "Dropout",
     "Identity",
+    "ActivationModule",
     "ReLU",
     "Sigmoid",
     "Tanh",
@@ -573,37 +574,31 @@ class Identity(Module):
         return x
 
 
-class ReLU(activations.ReLU, Module):
+class ActivationModule(activations.Activation, Module):
+    """What the Module forms of module 02's activations share: Module's `__call__` (hooks and all)."""
+
+    __call__ = Module.__call__
+
+
+class ReLU(activations.ReLU, ActivationModule):
     """max(x, 0) as a Module (module 02's ReLU, with Module's train/eval/state_dict)."""
 
-    __call__ = Module.__call__
 
-
-class Sigmoid(activations.Sigmoid, Module):
+class Sigmoid(activations.Sigmoid, ActivationModule):
     """1 / (1 + exp(-x)) as a Module."""
 
-    __call__ = Module.__call__
 
-
-class Tanh(activations.Tanh, Module):
+class Tanh(activations.Tanh, ActivationModule):
     """tanh(x) as a Module."""
 
-    __call__ = Module.__call__
 
-
-class GELU(activations.GELU, Module):
+class GELU(activations.GELU, ActivationModule):
     """x * Phi(x) as a Module; approximate="none" (exact, via erf) or "tanh"."""
 
-    __call__ = Module.__call__
 
-
-class Softmax(activations.Softmax, Module):
+class Softmax(activations.Softmax, ActivationModule):
     """Probabilities along `dim` as a Module."""
 
-    __call__ = Module.__call__
 
-
-class LogSoftmax(activations.LogSoftmax, Module):
+class LogSoftmax(activations.LogSoftmax, ActivationModule):
     """Log-probabilities along `dim` as a Module."""
-
-    __call__ = Module.__call__
