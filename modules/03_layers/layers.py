@@ -86,7 +86,7 @@ from collections import namedtuple
 import numpy as np
 
 import tinytorch.core.activations as activations  # module 02, whose layers become Modules in Step 6
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn, set_grad_enabled
 
 # %% [markdown]
 # ## Step 1: Parameter
@@ -560,13 +560,17 @@ class Module:
 
         TODO: copy each checked array into its tensor, in place, so that an optimizer holding the
               parameters keeps seeing them.
-        HINT: `np.copyto(tensor.data, array)` writes into the existing array.
+        HINT: `tensor.copy_(array)` writes into the existing array and counts the change in
+              `tensor.version` (a graph recorded before the load is then refused, not silently
+              wrong); parameters require grad, so copy under `set_grad_enabled(False)`, as
+              PyTorch's load_state_dict copies under no_grad.
         """
         arrays, result = self.check_state_dict(state_dict, strict)
         own = self._state_tensors()
         ### BEGIN SOLUTION
-        for name, array in arrays.items():
-            np.copyto(own[name].data, array)
+        with set_grad_enabled(False):
+            for name, array in arrays.items():
+                own[name].copy_(array)
         ### END SOLUTION
         return result
 

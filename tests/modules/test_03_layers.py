@@ -686,3 +686,14 @@ def test_forward_hooks_may_replace_arguments_and_output_and_work_as_context_mana
     with register_module_forward_hook(lambda module, args, output: output + 1):
         assert layer(x).tolist() == [2.0, 3.0], "a hook's value replaces the output"
     assert layer(x) is x, "the handles removed both hooks on leaving the blocks"
+
+
+def test_load_state_dict_counts_the_change_so_a_graph_from_before_is_refused():
+    _autograd_or_skip()
+    model = Linear(3, 2)
+    loss = model(Tensor(np.ones((1, 3)))).sum()
+    before = model.weight.version
+    model.load_state_dict({name: np.zeros(value.shape, np.float32) for name, value in model.state_dict().items()})
+    assert model.weight.version == before + 1 and not model.weight.numpy().any()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()

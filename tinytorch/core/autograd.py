@@ -200,8 +200,7 @@ def _accumulate(leaf, grad, grad_is_mine):
     """
     if leaf.grad is None:
         row_major = grad.flags.c_contiguous
-        array = grad if (grad_is_mine and row_major) else grad.copy(order="C")
-        leaf.grad = Tensor(array, dtype=array.dtype)
+        leaf.grad = grad if (grad_is_mine and row_major) else grad.copy(order="C")  # the setter wraps it
     else:
         np.add(leaf.grad.data, grad, out=leaf.grad.data)
 

@@ -32,7 +32,7 @@ from collections import namedtuple
 import numpy as np
 
 import tinytorch.core.activations as activations  # module 02, whose layers become Modules in Step 6
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn
+from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn, set_grad_enabled
 
 
 class Parameter(Tensor):
@@ -356,8 +356,9 @@ class Module:
         """
         arrays, result = self.check_state_dict(state_dict, strict)
         own = self._state_tensors()
-        for name, array in arrays.items():
-            np.copyto(own[name].data, array)
+        with set_grad_enabled(False):
+            for name, array in arrays.items():
+                own[name].copy_(array)
         return result
 
     # ---- calling and printing -------------------------------------------------------------------

@@ -839,23 +839,27 @@ class Trainer:
     def load_checkpoint(self, path):
         """Restore a checkpoint saved by `save_checkpoint`; the next `fit` continues from it."""
 
+        restored = {}  # what check_trainer_state builds, kept until the load has gone through
+
         def check_trainer_state(state):  # before anything is loaded: a refused file changes nothing
-            history = state["history"]
-            stopper = (state.get("extra") or {}).get("early_stopping") if isinstance(state.get("extra"), dict) else None
+            history, extra = state["history"], state.get("extra")
             if not isinstance(history, dict) or not all(isinstance(history.get(key, []), list) for key in HISTORY_KEYS):
                 raise CheckpointError(f"Trainer.load_checkpoint: {path} holds no Trainer history (a dict of lists); "
                                       "it was not written by Trainer.save_checkpoint")
-            if stopper is not None and not (isinstance(stopper, dict) and isinstance(stopper.get("monitor"), str)):
-                raise CheckpointError(f"Trainer.load_checkpoint: {path} has a damaged early-stopping state")
+            stopper = extra.get("early_stopping") if isinstance(extra, dict) else None
+            restored["early_stopping"] = None
+            if stopper is not None:
+                try:
+                    restored["early_stopping"] = EarlyStopping(stopper["monitor"])
+                    restored["early_stopping"].load_state_dict(stopper)
+                except (KeyError, TypeError, ValueError) as error:
+                    raise CheckpointError(f"Trainer.load_checkpoint: {path} has a damaged early-stopping state "
+                                          f"({error!r})") from None
 
         state = load_checkpoint(path, self.model, self.optimizer, self.scheduler, check=check_trainer_state)
         self.current_epoch = state["epoch"]
         self.history = {key: list(state["history"].get(key, [])) for key in HISTORY_KEYS}
-        stopper = (state.get("extra") or {}).get("early_stopping")
-        self.early_stopping = None
-        if stopper is not None:
-            self.early_stopping = EarlyStopping(stopper["monitor"])
-            self.early_stopping.load_state_dict(stopper)
+        self.early_stopping = restored["early_stopping"]
         return state
 
 
