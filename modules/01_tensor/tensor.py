@@ -90,7 +90,16 @@ DEFAULT_FLOAT = np.float32  # the dtype of floating-point data unless you ask fo
 # from the op's name and arguments, never by guessing from class names. With no observer
 # installed it costs one `is None` check per operation.
 #
-# This cell is given to you: read it, it is the contract between this module and modules 05 and 14.
+# The third seam is for the **kernels**: the array code behind an operation. A few operations
+# of later modules (Linear, softmax, exact GELU, layer norm, cross-entropy, the Adam update,
+# max-pooling) ask `backend_kernel(name)` for a kernel before they take their own NumPy path.
+# No kernel is registered until module 18 (Acceleration) registers its backends
+# (`register_kernel(backend, name)`) and one is switched on with `set_backend(name)` (or
+# `with use_backend(name): ...`); with none active, `backend_kernel` returns None and every
+# operation runs the code its own module wrote. A new backend (a GPU one, say) plugs in here by
+# registering kernels of the same names.
+#
+# This cell is given to you: read it, it is the contract between this module and modules 05, 14 and 18.
 
 # %%
 #| export
@@ -134,6 +143,62 @@ def set_op_observer(observer):
     global _op_observer
     previous, _op_observer = _op_observer, observer
     return previous
+
+
+_KERNELS = {}  # backend name -> {kernel name -> function}; module 18 registers its backends here
+_backend = None  # the active backend's name; None: every op runs its own module's NumPy code
+
+
+def register_kernel(backend, name):
+    """Decorator: register `function` as kernel `name` of `backend` (module 18 does this)."""
+
+    def register(function):
+        _KERNELS.setdefault(backend, {})[name] = function
+        return function
+
+    return register
+
+
+def backend_kernel(name):
+    """The active backend's kernel `name`, or None (no backend active, or it has no such kernel)."""
+    if _backend is None:
+        return None
+    return _KERNELS[_backend].get(name)
+
+
+def available_backends():
+    """The names of the registered backends, sorted (empty until module 18 registers some)."""
+    return sorted(_KERNELS)
+
+
+def get_backend():
+    """The name of the active backend, or None when every op runs its own NumPy code."""
+    return _backend
+
+
+def set_backend(name):
+    """Make backend `name` active (None: none); returns the name active before."""
+    global _backend
+    if name is not None and name not in _KERNELS:
+        known = ", ".join(sorted(_KERNELS)) or "none yet: import tinytorch.core.acceleration (module 18)"
+        raise ValueError(f"set_backend: no backend named {name!r} is registered; registered: {known}")
+    previous, _backend = _backend, name
+    return previous
+
+
+class use_backend:
+    """`with use_backend("numba"): ...` runs the block with that backend and restores the previous one."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.previous = set_backend(self.name)
+        return self
+
+    def __exit__(self, *exception):
+        set_backend(self.previous)
+        return False
 
 
 def is_grad_enabled():
@@ -579,7 +644,9 @@ class Tensor:
 
     @property
     def T(self):
-        return permute(self, *reversed(range(self.ndim)))
+        # Every dimension reversed, which is always a valid order: no check to run (Linear calls it each step).
+        dims = tuple(range(self.ndim - 1, -1, -1))
+        return Tensor.from_op(self.data.T, "permute", (self,), dims=dims)
 
     def permute(self, *dims):
         return permute(self, *dims)
@@ -655,6 +722,11 @@ def _shape_of(shape):
     """Accept f(2, 3) and f((2, 3)) alike; every entry must be an integer (2.5 is refused)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    for s in shape:  # the common case, plain ints, in one cheap pass (bool is not `int` here)
+        if type(s) is not int:
+            break
+    else:
+        return tuple(shape)
     if not builtins.all(_is_int(s) for s in shape):
         raise ValueError(f"shape: every dimension must be an integer, got {tuple(shape)!r}")
     return tuple(int(s) for s in shape)
@@ -1134,9 +1206,10 @@ def permute(a, *dims):
     """Reorder dimensions: permute(x, 2, 0, 1) moves the last dimension first."""
     dims = _shape_of(dims)
     ### BEGIN SOLUTION
-    if sorted(d % builtins.max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+    n = a.ndim
+    if len(dims) != n or len({d % n for d in dims} if n else dims) != n or builtins.any(not -n <= d < n for d in dims):
         raise ValueError(f"permute: {dims} is not an ordering of the {a.ndim} dimensions of shape {a.shape}")
-    dims = tuple(d % a.ndim for d in dims)
+    dims = tuple(d % n for d in dims)
     return Tensor.from_op(np.transpose(a.data, dims), "permute", (a,), dims=dims)
     ### END SOLUTION
 

@@ -86,7 +86,16 @@ from collections import namedtuple
 import numpy as np
 
 import tinytorch.core.activations as activations  # module 02, whose layers become Modules in Step 6
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, as_tensor, check_positive_int, rand, randn, set_grad_enabled
+from tinytorch.core.tensor import (
+    DEFAULT_FLOAT,
+    Tensor,
+    as_tensor,
+    backend_kernel,
+    check_positive_int,
+    rand,
+    randn,
+    set_grad_enabled,
+)
 
 # %% [markdown]
 # ## Step 1: Parameter
@@ -766,6 +775,11 @@ class Linear(Module):
         HINT: `self.weight.T` is the transpose; a 0-d input has no last dimension.
         """
         x = as_tensor(x)
+        fused = backend_kernel("linear")
+        if fused is not None and x.ndim and x.shape[-1] == self.in_features:  # module 18: one op, not three
+            inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+            out = fused(x.data, self.weight.data, None if self.bias is None else self.bias.data)
+            return Tensor.from_op(out, "linear", inputs, backward=backend_kernel("linear_backward"))
         ### BEGIN SOLUTION
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(

@@ -1231,6 +1231,37 @@ def test_unit_activation_rules():
 test_unit_activation_rules()
 
 # %% [markdown]
+# ### Rules for backend kernels (given)
+#
+# Module 18 (Acceleration) can hand an operation to a *backend kernel* through module 01's kernel
+# seam: exact GELU and cross-entropy then run as one fused kernel each, not as a chain of
+# primitives, and a Linear layer as one op instead of three (transpose, matmul, add). The
+# forward pass saves the backend's own backward kernel next to its inputs, so the rules below
+# only call it; the backward pass runs on the backend that ran the forward pass, even when
+# another backend is active by then. Without module 18 these rules never run.
+
+# %%
+#| export
+@register_backward("gelu")
+def gelu_backward(grad, out):
+    """Fused GELU: the backward kernel that the forward pass saved, d/dx (x Phi(x)) * grad."""
+    return (out._saved["backward"](grad, out._inputs[0].data, out._saved["approximate"]),)
+
+
+@register_backward("linear")
+def linear_backward(grad, out):
+    """Fused Linear (x @ W.T + b): the saved backward kernel gives x's (when needed), W's and b's gradients."""
+    x, weight = out._inputs[0], out._inputs[1]
+    return out._saved["backward"](grad, x.data, weight.data, len(out._inputs) == 3, x.requires_grad)
+
+
+@register_backward("cross_entropy")
+def cross_entropy_backward(grad, out):
+    """Fused cross-entropy: the saved backward kernel, (softmax - one_hot) * grad, scaled by the reduction."""
+    saved = out._saved
+    return (saved["backward"](grad, saved["log_probs"], saved["target"], saved["reduction"]),)
+
+# %% [markdown]
 # ## Step 11: switching recording off — `no_grad()`
 #
 # Recording costs time and, worse, memory: every node keeps its inputs alive until backward.

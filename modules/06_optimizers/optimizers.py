@@ -113,7 +113,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, backend_kernel
 
 # %% [markdown]
 # ## Step 1: the Optimizer base class
@@ -646,6 +646,15 @@ class Adam(Optimizer):
         HINT: `work = np.multiply(grad, 1 - beta1)` is the one scratch array; `np.sqrt(v, out=work)`
               and `np.divide(m, work, out=work)` reuse it.
         """
+        fused = None if group["amsgrad"] else backend_kernel("adam_update")
+        if fused is not None:  # module 18's backend: the whole update in one pass over the parameter
+            if not state:
+                state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+            state["step"] += 1
+            beta1, beta2 = group["betas"]
+            fused(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"], beta1, beta2,
+                  group["eps"], group["weight_decay"], group["decoupled_weight_decay"])
+            return
         ### BEGIN SOLUTION
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]

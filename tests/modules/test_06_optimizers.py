@@ -607,3 +607,18 @@ def test_scheduler_errors():
         LambdaLR(optimizer, [lambda s: 1.0, lambda s: 0.5])
     with pytest.raises(TypeError, match="must be an Optimizer"):
         StepLR("not an optimizer", step_size=1)
+
+
+# ---- an optimizer step changes parameters in place: the version counter (module 01/05) ----
+def test_an_optimizer_step_between_forward_and_backward_is_refused():
+    w = Tensor([1.0, -1.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.1)
+    first = (w * w).sum()
+    first.backward()
+    second = (w * w * 3.0).sum()
+    optimizer.step()  # changes w in place: `second` was computed from the old w
+    with pytest.raises(RuntimeError, match="optimizer step belongs after backward"):
+        second.backward()
+    optimizer.zero_grad()
+    (w * w).sum().backward()  # a fresh forward pass is fine
+    np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())

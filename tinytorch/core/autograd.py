@@ -32,6 +32,9 @@ __all__ = [
     "tanh_backward",
     "softmax_backward",
     "log_softmax_backward",
+    "gelu_backward",
+    "linear_backward",
+    "cross_entropy_backward",
     "no_grad",
     "enable_grad",
 ]
@@ -525,6 +528,26 @@ def log_softmax_backward(grad, out):
     result *= -grad.sum(axis=out._saved["dim"], keepdims=True)
     result += grad
     return (result,)
+
+
+@register_backward("gelu")
+def gelu_backward(grad, out):
+    """Fused GELU: the backward kernel that the forward pass saved, d/dx (x Phi(x)) * grad."""
+    return (out._saved["backward"](grad, out._inputs[0].data, out._saved["approximate"]),)
+
+
+@register_backward("linear")
+def linear_backward(grad, out):
+    """Fused Linear (x @ W.T + b): the saved backward kernel gives x's (when needed), W's and b's gradients."""
+    x, weight = out._inputs[0], out._inputs[1]
+    return out._saved["backward"](grad, x.data, weight.data, len(out._inputs) == 3, x.requires_grad)
+
+
+@register_backward("cross_entropy")
+def cross_entropy_backward(grad, out):
+    """Fused cross-entropy: the saved backward kernel, (softmax - one_hot) * grad, scaled by the reduction."""
+    saved = out._saved
+    return (saved["backward"](grad, saved["log_probs"], saved["target"], saved["reduction"]),)
 
 
 class _GradMode:
