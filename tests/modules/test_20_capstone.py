@@ -1,0 +1,212 @@
+"""Module 20 Capstone (Torch Olympics), graded through the exported package `tinytorch.olympics`.
+
+A real round trip on MNIST-format fixture files: the milestone's MLP trained on them is the
+float32 baseline; submissions are written by `submit` and judged by `validate`, which must
+accept the honest ones and name what is wrong with each kind of tampered one.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.modules.fixtures_olympics import (
+    ROOT,
+    SETTINGS,
+    olympics_setting,
+    rounded_copy,
+)
+from tinytorch.core.benchmarking import milestone_test_split
+from tinytorch.core.training import load_checkpoint, save_checkpoint
+from tinytorch.olympics import (
+    EVENTS,
+    MANIFEST,
+    SubmissionError,
+    Validation,
+    check_architecture,
+    get_event,
+    latency_within,
+    rank_submissions,
+    rerun_outputs,
+    sha256_file,
+    submit,
+    validate,
+    write_leaderboard,
+)
+
+VALIDATE = {"root": ROOT, "rerun_samples": 24, "latency_tolerance": 0.5, "attempts": 3, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    with olympics_setting(tmp_path_factory.mktemp("olympics")) as value:
+        yield value
+
+
+@pytest.fixture(scope="module")
+def honest(setting):
+    """A submission of the baseline rounded to float16 weights, to the closed-division MNIST event."""
+    entry = rounded_copy(setting, setting.folder / "rounded.safetensors")
+    manifest = submit("mnist", entry, setting.folder / "honest", baseline=setting.baseline, data=setting.data,
+                      root=ROOT, submitter="ada", settings=SETTINGS)
+    return manifest.parent
+
+
+@pytest.fixture
+def copy(honest, tmp_path):
+    target = tmp_path / "entry"
+    shutil.copytree(honest, target)
+    return target
+
+
+def rewrite_manifest(folder, change):
+    manifest = json.loads((folder / MANIFEST).read_text())
+    change(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def failed(verdict):
+    return {check.name: check.message for check in verdict.failures()}
+
+
+def test_hashes_and_the_architecture_rule():
+    assert sha256_file(ROOT / "LICENSE") == __import__("hashlib").sha256((ROOT / "LICENSE").read_bytes()).hexdigest()
+    reference = {"1.weight": np.zeros((512, 784)), "1.bias": np.zeros(512)}
+    assert check_architecture({"1.weight": np.zeros((512, 784), np.int8), "1.bias": np.zeros(512),
+                               "1.scale": np.ones(512)}, reference) == [], "int8 and extra scales are allowed"
+    assert check_architecture({"1.weight": np.zeros((64, 784))}, reference) == [
+        "1.weight has shape (64, 784), the milestone's is (512, 784)", "1.bias is missing"]
+    with pytest.raises(SubmissionError, match="the events are"):
+        get_event("imagenet")
+    assert {"mnist", "cifar10-closed", "cifar10-open"} <= set(EVENTS)
+
+
+def test_submit_writes_every_file_with_its_checksum(setting, honest):
+    manifest = json.loads((honest / MANIFEST).read_text())
+    assert manifest["format"] == "tinytorch-olympics-submission" and manifest["version"] == 1
+    for name in ("model.safetensors", "predictions.npy", "baseline.safetensors", "baseline_predictions.npy",
+                 "system.json", "logs/mlperf_log_summary.txt", "logs/mlperf_log_detail.txt",
+                 "logs/mlperf_log_accuracy.json", "logs/result.json", "logs/report.md", "logs/latency.png"):
+        assert manifest["files"][name] == sha256_file(honest / name), name
+    _, labels = milestone_test_split("mnist", setting.data)
+    predictions = np.load(honest / "predictions.npy", allow_pickle=False)
+    assert predictions.shape == labels.shape and manifest["claims"]["accuracy"] == np.mean(predictions == labels)
+    assert not any("label" in name for name in manifest["files"]), "held-out labels are never in a submission"
+    assert manifest["claims"]["state_bytes"] == (784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10) * 4
+    assert manifest["claims"]["file_bytes"] == (honest / "model.safetensors").stat().st_size
+    assert json.loads((honest / "system.json").read_text())["environment"]["cores"] >= 1
+    with pytest.raises(SubmissionError, match="already holds a submission"):
+        submit("mnist", setting.baseline, honest, baseline=setting.baseline, data=setting.data, root=ROOT)
+
+
+def test_an_honest_submission_is_valid(setting, honest):
+    verdict = validate(honest, data=setting.data, baseline=setting.baseline, **VALIDATE)
+    assert verdict.ok, failed(verdict)
+    assert [c.name for c in verdict.checks] == ["format", "checksums", "accuracy", "baseline", "rules",
+                                                "TEST01 outputs", "TEST01 latency"]
+    assert verdict.measured["accuracy"] == json.loads((honest / MANIFEST).read_text())["claims"]["accuracy"]
+
+
+def test_a_tampered_file_fails_its_checksum(setting, copy):
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    verdict = validate(copy, data=setting.data, baseline=setting.baseline, **VALIDATE)
+    assert "model.safetensors has SHA-256" in failed(verdict)["checksums"]
+    (copy / "logs" / "report.md").unlink()
+    assert "logs/report.md is listed in the manifest but missing" in failed(validate(copy, data=setting.data, **VALIDATE))["checksums"]
+
+
+def test_an_accuracy_claim_that_does_not_match_fails(setting, copy):
+    rewrite_manifest(copy, lambda m: m["claims"].update(accuracy=m["claims"]["accuracy"] + 0.01))
+    message = failed(validate(copy, data=setting.data, baseline=setting.baseline, **VALIDATE))["accuracy"]
+    assert "the manifest claims accuracy" in message and "against the held-out labels gives" in message
+
+
+def test_labels_come_from_the_validator_not_the_submission(setting, copy, tmp_path):
+    from tests.modules.fixtures_data import write_mnist
+    from tinytorch.core import dataloader
+
+    other = write_mnist(tmp_path / "other", train_size=10, test_size=120, seed=9)  # other labels, same size
+    with pytest.MonkeyPatch.context() as patch:
+        for name, checksums in other.checksums.items():
+            patch.setitem(dataloader.MNIST_FILES, name, checksums)
+        verdict = validate(copy, data=tmp_path / "other", **VALIDATE)
+    assert "accuracy" in failed(verdict)
+
+
+def test_forged_predictions_with_fresh_checksums_fail_test01(setting, copy):
+    predictions = np.load(copy / "predictions.npy")
+    forged = (predictions + 1) % 10
+    forged[::2] = predictions[::2]  # half of them changed
+    np.save(copy / "predictions.npy", forged)
+    accuracy = float(np.mean(forged == milestone_test_split("mnist", setting.data)[1]))
+
+    def consistent(manifest):
+        manifest["files"]["predictions.npy"] = sha256_file(copy / "predictions.npy")
+        manifest["claims"]["accuracy"] = accuracy
+
+    rewrite_manifest(copy, consistent)
+    message = failed(validate(copy, data=setting.data, baseline=setting.baseline, **VALIDATE))["TEST01 outputs"]
+    assert "re-run samples predict another class than the predictions file" in message
+
+
+def test_a_wrong_architecture_fails_the_closed_division(setting, tmp_path):
+    manifest = submit("mnist", setting.narrow, tmp_path / "narrow", builder=setting.narrow_builder,
+                      baseline=setting.baseline, data=setting.data, root=ROOT, submitter="bob", settings=SETTINGS)
+    message = failed(validate(manifest.parent, data=setting.data, baseline=setting.baseline, **VALIDATE))["rules"]
+    assert "architecture: 1.weight has shape (32, 784), the milestone's is (512, 784)" in message
+    assert "5.weight is missing" in message
+
+
+def test_accuracy_below_99_percent_of_the_baseline_fails(setting, tmp_path):
+    from tinytorch.core.benchmarking import import_builder
+
+    model = import_builder("milestones/mnist.py:build_mlp", ROOT)()
+    load_checkpoint(setting.baseline, model)
+    noise = np.random.default_rng(0)
+    model.load_state_dict({k: v + noise.standard_normal(v.shape).astype(v.dtype) * 0.2 for k, v in model.state_dict().items()})
+    damaged = save_checkpoint(tmp_path / "damaged.safetensors", model)
+    manifest = submit("mnist", damaged, tmp_path / "damaged", baseline=setting.baseline, data=setting.data, root=ROOT,
+                      settings=SETTINGS)
+    message = failed(validate(manifest.parent, data=setting.data, baseline=setting.baseline, **VALIDATE))["accuracy"]
+    assert "is below 99% of the baseline's" in message
+
+
+def test_a_latency_claim_far_from_the_measurement_fails(setting, copy):
+    rewrite_manifest(copy, lambda m: m["claims"].update(p90_ms=m["claims"]["p90_ms"] / 10))
+    message = failed(validate(copy, data=setting.data, baseline=setting.baseline, **VALIDATE))["TEST01 latency"]
+    assert "not within 50%" in message
+    assert latency_within(1.09, 1.0, 0.10) and not latency_within(1.11, 1.0, 0.10) and not latency_within(0.89, 1.0, 0.10)
+
+
+def test_a_baseline_other_than_the_events_fails(setting, copy, tmp_path):
+    other = rounded_copy(setting, tmp_path / "other_baseline.safetensors")
+    assert "is not the event's" in failed(validate(copy, data=setting.data, baseline=other, **VALIDATE))["baseline"]
+
+
+def test_rerun_compares_outputs_with_the_accuracy_log(setting, honest):
+    from tinytorch.core.benchmarking import SystemUnderTest
+
+    inputs, _ = milestone_test_split("mnist", setting.data)
+    system = SystemUnderTest(lambda x: np.zeros((len(x), 10), np.float32))
+    problems = rerun_outputs(system, inputs, np.zeros(len(inputs), int), [0, 1, 2], outputs=np.ones((len(inputs), 10)))
+    assert problems == ["3 of 3 re-run samples give other outputs than the accuracy log (e.g. sample 0)"]
+
+
+def test_the_leaderboard_ranks_only_valid_submissions(setting, honest, copy, tmp_path):
+    second = submit("mnist", setting.baseline, tmp_path / "float32", baseline=setting.baseline, data=setting.data,
+                    root=ROOT, submitter="cy", settings=SETTINGS).parent
+    (copy / "predictions.npy").write_bytes(b"tampered")
+    verdicts = [validate(folder, data=setting.data, baseline=setting.baseline, **VALIDATE) for folder in (honest, second, copy)]
+    ranking = rank_submissions(verdicts)
+    assert {v.manifest["submitter"] for v in ranking["mnist"]} == {"ada", "cy"}
+    p90s = [v.measured["p90_ms"] for v in ranking["mnist"]]
+    assert p90s == sorted(p90s), "fastest re-measured p90 first"
+    rows, page = write_leaderboard(verdicts, tmp_path / "board.html")
+    text = page.read_text()
+    assert "<td>ada</td>" in text and "<td>cy</td>" in text and "Not ranked" in text and "predictions.npy" in text
+    assert [row["rank"] for row in rows] == [1, 2, None]
+    empty = Validation(tmp_path)
+    assert not empty.ok, "a validation with no checks is not a pass"
