@@ -18,12 +18,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tito.errors import TitoError
-from tito.exporter import export_modules, generated_files
 from tinytorch_base.files import write_atomic
 from tinytorch_base.manifest import CourseModule
+from tito.errors import TitoError
+from tito.exporter import export_modules, generated_files
 from tito.project import project_manifest
-from tito.source import STUB_MARK, SourceError, check_syntax, enclosing_functions, find_regions, function_of
+from tito.source import (
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
+    STUB_MARK,
+    SourceError,
+    check_syntax,
+    enclosing_functions,
+    find_regions,
+    function_of,
+)
 from tito.testing import project_env
 
 # What a learner receives: the course, its tooling and the public tests (not the tooling's own tests).
@@ -67,28 +78,53 @@ def learner_source(module: CourseModule, text: str) -> str:
 
 
 def notebook_json(text: str, slug: str) -> str:
-    """The module as an .ipynb (paired with its .py) carrying nbgrader cell metadata."""
+    """The module as an .ipynb (paired with its .py) carrying nbgrader cell metadata.
+
+    `text` is the learner edition (stubs under `# YOUR CODE HERE`) or the instructor's source
+    (answers between `### BEGIN SOLUTION` / `### END SOLUTION`): both give the same cells and
+    grade ids, so the instructor's notebook is nbgrader's source version of the learner's.
+    """
     import jupytext
 
     notebook = jupytext.reads(text, fmt="py:percent")
     notebook.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     for index, cell in enumerate(notebook.cells):
+        cell.source = _defuse_mentions(cell.source)
         if cell.cell_type != "code":
             continue
         grade_id = f"{slug}-{index:03d}"
-        if STUB_MARK in cell.source:
+        if STUB_MARK in cell.source or any(line.strip() == BEGIN_SOLUTION for line in cell.source.splitlines()):
             cell.metadata["nbgrader"] = {
                 "grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
                 "solution": True, "task": False,
             }
         else:
             tests = _test_functions(cell.source)
-            if tests:
+            if tests or any(line.strip() == BEGIN_HIDDEN for line in cell.source.splitlines()):
                 cell.metadata["nbgrader"] = {
-                    "grade": True, "grade_id": grade_id, "locked": True, "points": len(tests),
+                    "grade": True, "grade_id": grade_id, "locked": True, "points": max(1, len(tests)),
                     "schema_version": 3, "solution": False, "task": False,
                 }
     return jupytext.writes(notebook, fmt="ipynb")
+
+
+REGION_MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
+
+
+def _defuse_mentions(source: str) -> str:
+    """A marker named in prose gets no-break spaces between its words (it reads the same).
+
+    nbgrader takes any line that *contains* `BEGIN SOLUTION` (or `BEGIN HIDDEN TESTS`, ...) for
+    the marker itself, and refuses a notebook whose prose names one outside an answer cell.
+    Lines that are a marker stay as they are.
+    """
+    lines = source.split("\n")
+    for number, line in enumerate(lines):
+        if line.strip() not in REGION_MARKERS:
+            for marker in REGION_MARKERS:
+                line = line.replace(marker, marker.replace(" ", "\u00a0"))
+            lines[number] = line
+    return "\n".join(lines)
 
 
 def _test_functions(code: str) -> list[str]:
@@ -148,7 +184,7 @@ def _copy_entries(root: Path, staging: Path) -> None:
 
 def _check_imports(staging: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-c", "import tinytorch"], cwd=staging, env=project_env(staging),
+        [sys.executable, "-c", "import tinytorch"], check=False, cwd=staging, env=project_env(staging),
         text=True, capture_output=True,
     )
     if completed.returncode != 0:
