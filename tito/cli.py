@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tito import journey
-from tito import progress as progress_store
-from tito.doctor import collect_checks, system_info
-from tito.exporter import ExportError, check_all, export_modules
 from tinytorch_base.files import write_atomic, write_new
 from tinytorch_base.manifest import CourseModule, Manifest
+from tito import benchmark, grading, journey, olympics, site
+from tito import progress as progress_store
+from tito.doctor import collect_checks, system_info
 from tito.errors import TitoError
+from tito.exporter import ExportError, check_all, export_modules
 from tito.project import ProjectError, find_root, project_manifest
 from tito.release import PRISTINE, release_learner
 from tito.testing import run_tests
@@ -239,7 +239,8 @@ def _original_source(root: Path, module: CourseModule) -> bytes:
     if pristine.is_file():
         return pristine.read_bytes()
     try:
-        shown = subprocess.run(["git", "show", f"HEAD:{module.source.as_posix()}"], cwd=root, capture_output=True)
+        shown = subprocess.run(["git", "show", f"HEAD:{module.source.as_posix()}"], cwd=root, capture_output=True,
+                               check=False)
     except FileNotFoundError:  # git is not installed
         shown = None
     if shown is None or shown.returncode != 0:
@@ -327,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(handler=cmd_release)
 
     journey.register(commands)  # `tito checkpoint ...` and `tito milestone ...`
+    grading.register(commands)  # `tito grade ...` (instructors)
+    benchmark.register(commands)  # `tito benchmark` (module 19)
+    olympics.register(commands)  # `tito olympics ...` (module 20)
+    site.register(commands)  # `tito site build|check` (the course website)
     return parser
 
 

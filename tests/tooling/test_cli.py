@@ -112,6 +112,11 @@ def test_unknown_or_planned_module_is_explained(project_copy, monkeypatch, capsy
     monkeypatch.chdir(project_copy)
     assert main(["module", "status", "42"]) == 1
     assert "no module '42'" in capsys.readouterr().out
+    manifest = project_copy / "tinytorch_base" / "manifest.toml"
+    text = manifest.read_text()
+    entry = text.index('number = "20"')
+    status = text.index('status = "available"', entry)
+    manifest.write_text(text[:status] + 'status = "planned"' + text[status + len('status = "available"'):])
     assert main(["module", "start", "20"]) == 1
     assert "not built yet" in capsys.readouterr().out
 

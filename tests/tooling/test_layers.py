@@ -119,9 +119,14 @@ def recorded_op_names():
 
 
 def test_every_recorded_op_has_a_backward_rule_and_every_rule_an_op():
-    # A fresh interpreter: the package's own rules only (some tests register rules of their own).
+    # A fresh interpreter that imports every built module's package: the package's own rules only
+    # (some tests register rules of their own).
     listing = subprocess.run(
-        [sys.executable, "-c", "import json, tinytorch; from tinytorch.core.tensor import _BACKWARD_RULES; "
+        [sys.executable, "-c", "import importlib, json, tinytorch; "
+                               "from tinytorch_base.manifest import load_manifest, default_manifest_path; "
+                               "[importlib.import_module(m.package) for m in load_manifest(default_manifest_path()).modules "
+                               "if m.available]; "
+                               "from tinytorch.core.tensor import _BACKWARD_RULES; "
                                "print(json.dumps(sorted(_BACKWARD_RULES)))"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     rules = set(json.loads(listing.stdout))
