@@ -195,9 +195,14 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         return Tensor.from_op(out, "layer_norm", inputs, normalized=normalized, rstd=rstd, axes=axes,
                               has_weight=True, has_bias=bias is not None, backward=backend_kernel("layer_norm_backward"))
     ### BEGIN SOLUTION
-    centred = x.data - x.data.mean(axis=axes, keepdims=True)
-    variance = np.mean(centred * centred, axis=axes, keepdims=True)
-    rstd = 1.0 / np.sqrt(variance + eps)
+    # Sums times 1/count, not np.mean: the same values, without np.mean's Python-level wrapper,
+    # which cost a third of a KV-cached decode step (module 17) on rows of 128 numbers.
+    inverse_count = 1.0 / math.prod(x.shape[a] for a in axes)
+    centred = x.data - x.data.sum(axis=axes, keepdims=True) * inverse_count
+    variance = (centred * centred).sum(axis=axes, keepdims=True)
+    variance *= inverse_count
+    variance += eps
+    rstd = 1.0 / np.sqrt(variance)
     centred *= rstd
     normalized = centred
     if weight is not None:

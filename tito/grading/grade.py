@@ -16,6 +16,7 @@ import queue
 import shutil
 import signal
 import tempfile
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -156,11 +157,18 @@ def read_submission(submissions: Path, learner: str, module: CourseModule) -> st
         raise TitoError(f"{shown} is not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
+# CPython 3.11's parser is not safe in several threads at once: parallel ast.parse calls fail
+# with "SystemError: AST constructor recursion depth mismatch". The learners' jobs run in
+# threads, so every parse (export, review) takes this lock; the sandboxed runs stay parallel.
+_PARSE_LOCK = threading.Lock()
+
+
 def review_flags(text: str, reference: str) -> list[str]:
     """Imports and calls that the learner's file uses and the reference does not (for the instructor)."""
     def uses(source: str) -> set[str]:
         try:
-            tree = ast.parse(source)
+            with _PARSE_LOCK:
+                tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return set()
         found = set()
@@ -215,7 +223,8 @@ def build_base(root: Path, manifest: Manifest, module: CourseModule, base: Path)
 def export_learner(module: CourseModule, text: str, tree: Path) -> None:
     """The learner's module into the tree; TitoError with the reason when it does not export."""
     try:
-        rendered = render_module(module, text)
+        with _PARSE_LOCK:
+            rendered = render_module(module, text)
     except TitoError as error:
         raise TitoError(f"export failed: {error}") from None
     except (ValueError, RecursionError, MemoryError, SyntaxError) as error:
