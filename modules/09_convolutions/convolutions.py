@@ -112,14 +112,14 @@ from tinytorch.core.tensor import median_milliseconds
 # Every layer in this module needs the formula above, and every bad configuration should fail
 # here with a message that says which sizes clash, not later as a cryptic reshape error.
 # PyTorch accepts either one int or a pair for `kernel_size`, `stride`, `padding` and
-# `dilation`; `_pair` turns both into a pair (height, width).
+# `dilation`; `conv_pair` turns both into a pair (height, width).
 
 # %%
 #| export
 _SMALLEST = {"padding": 0}  # padding may be 0; kernel sizes, strides, dilations, output sizes: 1
 
 
-def _pair(value, name="value"):
+def conv_pair(value, name="value"):
     """(value, value) for an int, the pair itself for a pair: PyTorch's `kernel_size=3` or `(3, 5)`.
 
     Checked at once, so that `Conv2d(1, 1, 0)` or `stride=0` fails where it is written, not at
@@ -165,7 +165,7 @@ def test_unit_conv_output_size():
     assert conv_output_size(32, 3, stride=2, padding=1) == 16
     assert conv_output_size(32, 2, stride=2) == 16
     assert conv_output_size(7, 3, dilation=2) == 3, "a dilated 3-tap kernel spans 5 pixels"
-    assert _pair(3) == (3, 3) and _pair((2, 5)) == (2, 5)
+    assert conv_pair(3) == (3, 3) and conv_pair((2, 5)) == (2, 5)
     try:
         conv_output_size(2, 5)
         raise AssertionError("a 5-pixel kernel cannot fit in a 2-pixel input")
@@ -208,9 +208,9 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
           (i * stride, j * stride) and takes every dilation-th pixel:
           `xp[n, c0:c0 + C_g, i*sh : i*sh + dh*(kh-1) + 1 : dh, j*sw : j*sw + dw*(kw-1) + 1 : dw]`.
     """
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
+    sh, sw = conv_pair(stride, "stride")
+    ph, pw = conv_pair(padding, "padding")
+    dh, dw = conv_pair(dilation, "dilation")
     N, C, H, W = x.shape
     O, C_g, kh, kw = weight.shape
     Ho, Wo = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
@@ -306,10 +306,10 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
           `[:, :, ::sh, ::sw, ::dh, ::dw]` keeps one window per output pixel and one tap per
           kernel weight, and `.transpose(1, 4, 5, 0, 2, 3)` orders the axes.
     """
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
+    kh, kw = conv_pair(kernel_size, "kernel_size")
+    sh, sw = conv_pair(stride, "stride")
+    ph, pw = conv_pair(padding, "padding")
+    dh, dw = conv_pair(dilation, "dilation")
     N, C, H, W = x.shape
     Ho, Wo = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
     ### BEGIN SOLUTION
@@ -411,7 +411,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     input, weight = as_tensor(input), as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)
     _check_conv_arguments("conv2d", input, weight, bias, groups)
-    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    stride, padding, dilation = conv_pair(stride, "stride"), conv_pair(padding, "padding"), conv_pair(dilation, "dilation")
     N, C, H, W = input.shape
     O, _, kh, kw = weight.shape
     Ho = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
@@ -495,10 +495,10 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
     HINT: a transposed view `padded.transpose(1, 0, 2, 3)` has the (C, N, ...) axis order of the
           columns. Tap (p, q) read rows `p*dh : p*dh + sh*(Ho-1) + 1 : sh` and the matching columns.
     """
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
+    kh, kw = conv_pair(kernel_size, "kernel_size")
+    sh, sw = conv_pair(stride, "stride")
+    ph, pw = conv_pair(padding, "padding")
+    dh, dw = conv_pair(dilation, "dilation")
     N, C, H, W = input_shape
     Ho, Wo = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
     ### BEGIN SOLUTION
@@ -624,10 +624,10 @@ class Conv2d(Module):
                 f"out_channels={out_channels}"
             )
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = conv_pair(kernel_size, "kernel_size")
+        self.stride = conv_pair(stride, "stride")
+        self.padding = conv_pair(padding, "padding")
+        self.dilation = conv_pair(dilation, "dilation")
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
@@ -714,9 +714,9 @@ def _pool_geometry(op, x, kernel_size, stride, padding, dilation):
     if x.ndim != 4:
         fix = "add the batch dimension with x.unsqueeze(0)" if x.ndim == 3 else "reshape it to (batch, channels, height, width)"
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}; {fix}")
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+    kernel = conv_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else conv_pair(stride, "stride")
+    padding, dilation = conv_pair(padding, "padding"), conv_pair(dilation, "dilation")
     if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}, as in PyTorch")
     H, W = x.shape[2:]
@@ -926,7 +926,7 @@ def adaptive_avg_pool2d(input, output_size):
     if input.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     ### BEGIN SOLUTION
-    oh, ow = _pair(output_size, "output_size")
+    oh, ow = conv_pair(output_size, "output_size")
     H, W = input.shape[2:]
     if oh < 1 or ow < 1 or H % oh or W % ow:
         raise ValueError(
@@ -974,10 +974,10 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = conv_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else conv_pair(stride, "stride")
+        self.padding = conv_pair(padding, "padding")
+        self.dilation = conv_pair(dilation, "dilation")
 
     def forward(self, x):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
@@ -991,9 +991,9 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = conv_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else conv_pair(stride, "stride")
+        self.padding = conv_pair(padding, "padding")
 
     def forward(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
@@ -1007,7 +1007,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = _pair(output_size, "output_size")
+        self.output_size = conv_pair(output_size, "output_size")
 
     def forward(self, x):
         return adaptive_avg_pool2d(x, self.output_size)
@@ -1252,13 +1252,13 @@ test_unit_batch_norm()
 # %%
 def conv_flops(batch, in_channels, out_channels, out_height, out_width, kernel_size, groups=1):
     """Forward FLOPs of a convolution: 2 * N * O * Ho * Wo * (C / groups) * kh * kw."""
-    kh, kw = _pair(kernel_size)
+    kh, kw = conv_pair(kernel_size)
     return 2 * batch * out_channels * out_height * out_width * (in_channels // groups) * kh * kw
 
 
 def im2col_bytes(batch, in_channels, out_height, out_width, kernel_size, itemsize=4):
     """Bytes of the im2col buffer: (C * kh * kw) x (N * Ho * Wo) elements."""
-    kh, kw = _pair(kernel_size)
+    kh, kw = conv_pair(kernel_size)
     return in_channels * kh * kw * batch * out_height * out_width * itemsize
 
 

@@ -59,6 +59,7 @@ from tinytorch.core.spatial import (
     Conv2d,
     batch_norm,
     conv_output_size,
+    conv_pair,
     im2col,
 )
 from tinytorch.core.tensor import (
@@ -472,14 +473,6 @@ class QuantizedLinear(_QuantizedLayer):
         return f"in_features={self.in_features}, out_features={self.out_features}, " + super().extra_repr()
 
 
-def _pair_of(name, value, smallest=1):
-    """(value, value) for an int, the pair for a pair of ints at least `smallest` (a conv's geometry)."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= smallest for v in pair):
-        raise ValueError(f"QuantizedConv2d: {name} must be an int or a pair of ints, at least {smallest}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 class QuantizedConv2d(_QuantizedLayer):
     """2-D convolution (groups=1) with an int8 weight, an int32 bias and int32 accumulation; NCHW float32 in and out."""
 
@@ -487,8 +480,8 @@ class QuantizedConv2d(_QuantizedLayer):
         super().__init__()
         self.in_channels = check_positive_int("QuantizedConv2d", "in_channels", in_channels)
         self.out_channels = check_positive_int("QuantizedConv2d", "out_channels", out_channels)
-        self.kernel_size, self.stride = _pair_of("kernel_size", kernel_size), _pair_of("stride", stride)
-        self.padding, self.dilation = _pair_of("padding", padding, smallest=0), _pair_of("dilation", dilation)
+        self.kernel_size, self.stride = conv_pair(kernel_size, "kernel_size"), conv_pair(stride, "stride")
+        self.padding, self.dilation = conv_pair(padding, "padding"), conv_pair(dilation, "dilation")
         weight_shape = (self.out_channels, self.in_channels) + self.kernel_size
         self._register_quantized_state(self.out_channels, weight_shape, per_channel, bits)
 
