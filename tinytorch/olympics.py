@@ -2,9 +2,11 @@
 
 __all__ = [
     "MANIFEST",
+    "GenerationSettings",
     "Event",
     "CLOSED_RULE",
     "OPEN_RULE",
+    "TINYGPT_RULES",
     "EVENTS",
     "SubmissionError",
     "get_event",
@@ -16,8 +18,21 @@ __all__ = [
     "rerun_outputs",
     "latency_within",
     "validate",
+    "first_difference",
+    "CachedGPT",
+    "build_gpt",
+    "build_cached_gpt",
+    "gpt_config",
+    "checkpoint_vocabulary",
+    "load_generator",
+    "draw_prompts",
+    "greedy_tokens",
+    "measure_tokens_per_second",
+    "submit_generation",
+    "validate_generation",
     "rank_submissions",
     "leaderboard_rows",
+    "format_figure",
     "leaderboard_html",
     "write_leaderboard",
 ]
@@ -28,7 +43,8 @@ import html
 import io
 import json
 import secrets
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +54,40 @@ from tinytorch.core.benchmarking import (
     BenchmarkSettings,
     accuracy_is_valid,
     benchmark,
+    capture_environment,
     checkpoint_state_dict,
+    compare_latencies,
+    import_builder,
     load_system,
     milestone_test_split,
     run_accuracy,
+    state_bytes,
     write_logs,
 )
+from tinytorch.core.memoization import generate as generate_with_cache
+from tinytorch.core.tensor import Tensor, check_positive_int
+from tinytorch.core.transformer import GPT, GPTConfig
 from tinytorch_base.files import write_atomic
 
 SUBMISSION_FORMAT, SUBMISSION_VERSION = "tinytorch-olympics-submission", 1
 MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How a generation event is measured: `prompts` prompts of `prompt_length` tokens, `new_tokens` each, `repeats` timed runs."""
+
+    new_tokens: int = 200
+    prompts: int = 3
+    prompt_length: int = 8
+    repeats: int = 5
+
+    def __post_init__(self):
+        for name in ("new_tokens", "prompts", "prompt_length", "repeats"):
+            check_positive_int("GenerationSettings", name, getattr(self, name))
+        if self.repeats < 2:
+            raise ValueError(f"GenerationSettings: repeats must be at least 2 (a median and its interval need "
+                             f"two runs), got {self.repeats}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +103,8 @@ class Event:
     rules: tuple
     accuracy_target: float = ACCURACY_TARGET
     ranked_by: str = "SingleStream p90 latency (re-measured by the validator), lower is better"
+    kind: str = "classification"  # or "generation" (the TinyGPT event)
+    generation: GenerationSettings = None  # a generation event's default settings
 
 
 _COMMON_RULES = (
@@ -77,6 +119,19 @@ CLOSED_RULE = ("Closed division: the milestone's architecture. Every weight of t
                "model's state, with the same name and shape (any dtype: int8 allowed); extra state such as scales "
                "or masks is allowed. Any optimisation of modules 14-18 that keeps these is allowed.")
 OPEN_RULE = "Open division: any architecture, trained or optimised in any way, that answers the same task."
+TINYGPT_RULES = (
+    ("Closed division: the tinygpt milestone's GPT. The submission's builder is called with the baseline's "
+     "GPTConfig and returns a model that loads the submitted state and has generate(idx, max_new_tokens, "
+     "temperature, top_k); every weight of the float32 baseline must be in its state with the same name and shape "
+     "(any dtype). Any optimisation that keeps the tokens identical is allowed (a KV cache, module 17)."),
+    ("The validator draws its own prompts (random token ids, from a seed the submission cannot know) and decodes "
+     "each greedily (top_k=1) for the event's number of new tokens (200) with the baseline and with the submission: "
+     "every token must be identical to the baseline's."),
+    ("The validator measures tokens/s itself (batch 1, every prompt, the median of its repeats, the submission and "
+     "the baseline alternating in one run); the claimed tokens/s must be within 10% of the re-measurement, and the "
+     "claim must be for the event's number of new tokens."),
+    "Every file is listed in manifest.json with its SHA-256, and so is the code that builds the model.",
+)
 
 EVENTS = {
     "mnist": Event("mnist", "MNIST MLP", "mnist", "closed", "milestones/mnist.py:build_mlp",
@@ -87,6 +142,10 @@ EVENTS = {
     "cifar10-open": Event("cifar10-open", "CIFAR-10, open division", "cifar10", "open",
                           "milestones/cifar10_model.py:build_cifar_cnn", "runs/cifar10/cifar10_best.safetensors",
                           (OPEN_RULE, *_COMMON_RULES)),
+    "tinygpt": Event("tinygpt", "TinyGPT tokens/s with identical greedy output", "tinyshakespeare", "closed",
+                     "tinytorch.olympics:build_gpt", "runs/tinygpt/tinygpt.safetensors", TINYGPT_RULES,
+                     ranked_by="greedy decoding tokens/s at batch 1 (re-measured by the validator), higher is better",
+                     kind="generation", generation=GenerationSettings()),
 }
 
 
@@ -150,15 +209,27 @@ def _relative(path, root):
         return str(Path(path).resolve())
 
 
+def _builder_entry(builder, root):
+    """The manifest's record of a builder: its spec (a file relative to `root`) and its code's SHA-256."""
+    builder_path = _builder_file(builder, root)
+    spec = builder if not builder.split(":")[0].endswith(".py") else f"{_relative(builder_path, root)}:{builder.split(':')[1]}"
+    return {"builder": spec, "builder_sha256": sha256_file(builder_path)}
+
+
 def submit(event, checkpoint, out, builder=None, baseline=None, data=None, root=".", submitter="anonymous",
-           description="", settings=None, test_images=None):
+           description="", settings=None, test_images=None, generation=None):
     """Benchmark `checkpoint` (built by `builder`, default the event's) for `event`; write the submission to `out`.
 
     `baseline` is the float32 baseline checkpoint (default the event's); `data` the data folder.
     A builder given as a relative "file.py:function" is read from `root`, the project folder.
+    `generation` (GenerationSettings, default the event's) is for a generation event such as tinygpt.
     Returns the path of the manifest.
     """
     event = get_event(event) if isinstance(event, str) else event
+    if event.kind == "generation":
+        return submit_generation(event, checkpoint, out, builder=builder, baseline=baseline, root=root,
+                                 submitter=submitter, description=description, generation=generation,
+                                 seed=(settings.seed if settings else 0))
     root, out = Path(root), Path(out)
     builder = builder or event.builder
     baseline = Path(baseline) if baseline else root / event.baseline_checkpoint
@@ -187,7 +258,6 @@ def submit(event, checkpoint, out, builder=None, baseline=None, data=None, root=
                                                   "environment": result.environment}, indent=2) + "\n")
     run = result.performance["SingleStream"]
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
-    builder_path = _builder_file(builder, root)
     manifest = {
         "format": SUBMISSION_FORMAT,
         "version": SUBMISSION_VERSION,
@@ -195,8 +265,7 @@ def submit(event, checkpoint, out, builder=None, baseline=None, data=None, root=
         "division": event.division,
         "submitter": submitter,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"file": model_file, "builder": builder if not builder.split(":")[0].endswith(".py") else
-                  f"{_relative(builder_path, root)}:{builder.split(':')[1]}", "builder_sha256": sha256_file(builder_path)},
+        "model": {"file": model_file, **_builder_entry(builder, root)},
         "baseline": {"file": baseline_file, "builder": event.builder},
         "predictions": "predictions.npy",
         "baseline_predictions": "baseline_predictions.npy",
@@ -281,13 +350,14 @@ def _accuracy_log_rows(path, count):
     return np.stack([np.frombuffer(bytes.fromhex(r["data"]), dtype="<f4") for r in ordered])
 
 
-def _check_files(report, folder, manifest, root):
+def _check_files(report, folder, manifest, root, generation=False):
     problems = []
     listed = manifest.get("files")
     if not isinstance(listed, dict) or not listed:
         return report.add("checksums", False, "the manifest lists no files with their SHA-256")
-    needed = [manifest.get("model", {}).get("file"), manifest.get("baseline", {}).get("file"),
-              manifest.get("predictions"), manifest.get("baseline_predictions"), "logs/result.json"]
+    needed = [manifest.get("model", {}).get("file"), manifest.get("baseline", {}).get("file"), "logs/result.json"]
+    if not generation:
+        needed += [manifest.get("predictions"), manifest.get("baseline_predictions")]
     problems += [f"{name} is required but not listed in the manifest" for name in needed if name not in listed]
     for name, expected in sorted(listed.items()):
         path = (folder / name).resolve()
@@ -309,17 +379,20 @@ def _check_files(report, folder, manifest, root):
 
 
 def validate(folder, data=None, root=".", baseline=None, rerun_samples=64, latency_tolerance=0.10, attempts=3,
-             seed=None, test_images=None):
+             seed=None, test_images=None, generation=None):
     """Validate the submission in `folder`: checksums, accuracy, baseline, rules, TEST01. Returns a Validation.
 
     `data` is the validator's data folder (the held-out labels come from there); `baseline` the
     event's official float32 checkpoint (default the event's, when it exists under `root`).
+    A generation event (tinygpt) is validated by `validate_generation`: identical greedy tokens on
+    the validator's own prompts, and tokens/s within `latency_tolerance` of the claim;
+    `generation` (GenerationSettings) overrides the event's settings.
     A manifest whose fields have the wrong types fails the "format" check; it never raises.
     """
     report = Validation(Path(folder))
     try:
         _validate(report, Path(folder), data, Path(root), baseline, rerun_samples, latency_tolerance, attempts,
-                  seed, test_images)
+                  seed, test_images, generation)
     except (KeyError, TypeError, AttributeError) as error:
         report.add("format", False, f"the manifest or a file it names is malformed ({type(error).__name__}: {error})")
     except SubmissionError as error:
@@ -327,7 +400,20 @@ def validate(folder, data=None, root=".", baseline=None, rerun_samples=64, laten
     return report
 
 
-def _validate(report, folder, data, root, baseline, rerun_samples, latency_tolerance, attempts, seed, test_images):
+def _check_baseline(report, folder, manifest, event, baseline, root):
+    """The "baseline" check: the submission's baseline is the event's official checkpoint, when it is here."""
+    official = Path(baseline) if baseline else root / event.baseline_checkpoint
+    if official.is_file():
+        same = sha256_file(official) == sha256_file(folder / manifest["baseline"]["file"])
+        report.add("baseline", same, f"the submission's baseline is {'' if same else 'not '}the event's "
+                                     f"float32 checkpoint {official}")
+    else:
+        report.add("baseline", True, f"the event's baseline {official} is not here; the submission's baseline "
+                                     "is re-run below instead")
+
+
+def _validate(report, folder, data, root, baseline, rerun_samples, latency_tolerance, attempts, seed, test_images,
+              generation=None):
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -345,8 +431,12 @@ def _validate(report, folder, data, root, baseline, rerun_samples, latency_toler
         return
     event = EVENTS[manifest["event"]]
     report.add("format", True, f"version {SUBMISSION_VERSION} submission to {event.name}")
-    if not _check_files(report, folder, manifest, root):
+    if not _check_files(report, folder, manifest, root, generation=event.kind == "generation"):
         return  # nothing in a changed file can be believed
+    if event.kind == "generation":
+        validate_generation(report, folder, manifest, event, root, baseline, latency_tolerance, attempts, seed,
+                            generation or event.generation)
+        return
     claims = manifest.get("claims") if isinstance(manifest.get("claims"), dict) else {}
     inputs, labels = milestone_test_split(event.dataset, data, test_images)
 
@@ -373,15 +463,7 @@ def _validate(report, folder, data, root, baseline, rerun_samples, latency_toler
     report.add("accuracy", not problems, "; ".join(problems) or
                f"{accuracy:.4%} recomputed over {labels.size} samples (baseline {baseline_accuracy:.4%})")
 
-    # the baseline is the event's own
-    official = Path(baseline) if baseline else root / event.baseline_checkpoint
-    if official.is_file():
-        same = sha256_file(official) == sha256_file(folder / manifest["baseline"]["file"])
-        report.add("baseline", same, f"the submission's baseline is {'' if same else 'not '}the event's "
-                                     f"float32 checkpoint {official}")
-    else:
-        report.add("baseline", True, f"the event's baseline {official} is not here; the submission's baseline "
-                                     "is re-run below instead")
+    _check_baseline(report, folder, manifest, event, baseline, root)
 
     # the rules
     model_file, baseline_file = folder / manifest["model"]["file"], folder / manifest["baseline"]["file"]
@@ -445,15 +527,255 @@ def _validate(report, folder, data, root, baseline, rerun_samples, latency_toler
                                   f"{system.size_bytes}")
 
 
+def first_difference(expected, got):
+    """Index of the first position where token sequences `expected` and `got` differ; None when identical.
+    """
+    expected, got = np.asarray(expected).ravel(), np.asarray(got).ravel()
+    common = min(expected.size, got.size)
+    unequal = np.flatnonzero(expected[:common] != got[:common])
+    if unequal.size:
+        return int(unequal[0])
+    return None if expected.size == got.size else common
+
+
+class CachedGPT(GPT):
+    """Module 13's GPT whose generate() decodes with module 17's KV cache.
+
+    on_full="recompute" re-fills the cache from the last block_size tokens when it is full, as
+    GPT.generate crops its context: the same tokens, so a valid tinygpt entry.
+    """
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        return generate_with_cache(self, idx, max_new_tokens, temperature, top_k, use_cache=True, on_full="recompute")
+
+
+def build_gpt(config):
+    """The tinygpt event's float32 baseline: module 13's GPT for `config` (decodes without a cache)."""
+    return GPT(config)
+
+
+def build_cached_gpt(config):
+    """The course's tinygpt entry: the baseline's GPT decoding with a KV cache (module 17)."""
+    return CachedGPT(config)
+
+
+def gpt_config(checkpoint):
+    """The GPTConfig saved in a tinygpt checkpoint's extra["config"] (as milestones/tinygpt.py saves it)."""
+    from tinytorch.core.training import load_state
+
+    state = load_state(checkpoint)
+    extra = state.get("extra") if isinstance(state, dict) else None
+    config = extra.get("config") if isinstance(extra, dict) else None
+    if not isinstance(config, dict):
+        raise SubmissionError(f"{checkpoint} holds no GPT config; save it as milestones/tinygpt.py does: "
+                              "save_checkpoint(path, model, extra={'config': dataclasses.asdict(model.config)})")
+    try:
+        return GPTConfig(**config)
+    except TypeError as error:
+        raise SubmissionError(f"{checkpoint}: its config is not a GPTConfig ({error})") from None
+
+
+def checkpoint_vocabulary(checkpoint):
+    """The characters of a tinygpt checkpoint's vocabulary (extra["vocabulary"]), or None."""
+    from tinytorch.core.training import load_state
+
+    extra = load_state(checkpoint).get("extra")
+    vocabulary = extra.get("vocabulary") if isinstance(extra, dict) else None
+    return vocabulary if isinstance(vocabulary, str) else None
+
+
+def load_generator(builder, checkpoint, config, root=None):
+    """The model that `builder(config)` makes, with `checkpoint`'s state, in eval mode; it must have generate()."""
+    build = import_builder(builder, root) if isinstance(builder, str) else builder
+    model = build(config)
+    model.load_state_dict(checkpoint_state_dict(checkpoint))
+    if not callable(getattr(model, "generate", None)):
+        raise SubmissionError(f"the builder {builder!r} made a {type(model).__name__} without generate(idx, "
+                              "max_new_tokens, temperature, top_k)")
+    if callable(getattr(model, "eval", None)):
+        model.eval()
+    return model
+
+
+def draw_prompts(vocab_size, settings, seed):
+    """(prompts, prompt_length) random token ids in [0, vocab_size), from `seed`."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, vocab_size, size=(settings.prompts, settings.prompt_length), dtype=np.int64)
+
+
+def greedy_tokens(model, prompt, new_tokens):
+    """The `new_tokens` tokens that `model` appends to one prompt by greedy decoding (top_k=1)."""
+    out = model.generate(Tensor(np.asarray(prompt, dtype=np.int64)[None, :]), new_tokens, temperature=1.0, top_k=1)
+    ids = np.asarray(out.data if isinstance(out, Tensor) else out)
+    if ids.shape != (1, len(prompt) + new_tokens) or not np.array_equal(ids[0, :len(prompt)], prompt):
+        raise SubmissionError(f"generate() returned token ids of shape {ids.shape}; it must return the prompt and "
+                              f"its {new_tokens} new tokens, shape (1, {len(prompt) + new_tokens})")
+    return ids[0, len(prompt):].astype(np.int64)
+
+
+def measure_tokens_per_second(models, prompts, new_tokens, repeats):
+    """{name: [tokens/s of each repeat]}: every repeat runs each model over every prompt, the order alternating."""
+    names = list(models)
+    rates = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in (names if repeat % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            for prompt in prompts:
+                greedy_tokens(models[name], prompt, new_tokens)
+            rates[name].append(len(prompts) * new_tokens / (time.perf_counter() - start))
+    return rates
+
+
+def _speed(rates):
+    """Median tokens/s of the submission and of the baseline, and the speedup with its bootstrap interval."""
+    comparison = compare_latencies(1.0 / np.asarray(rates["baseline"]), 1.0 / np.asarray(rates["submission"]))
+    return {"tokens_per_s": float(np.median(rates["submission"])),
+            "baseline_tokens_per_s": float(np.median(rates["baseline"])),
+            "speedup": comparison.ratio, "speedup_ci": list(comparison.ratio_ci)}
+
+
+def submit_generation(event, checkpoint, out, builder=None, baseline=None, root=".", submitter="anonymous",
+                      description="", generation=None, seed=0):
+    """Measure `checkpoint` (built by `builder`) against the baseline for a generation event; write the submission.
+
+    The folder holds model and baseline files, system.json, logs/result.json (the prompts, the tokens,
+    every repeat's tokens/s) and the manifest with the claims. Returns the path of the manifest.
+    """
+    event = get_event(event) if isinstance(event, str) else event
+    root, out = Path(root), Path(out)
+    builder = builder or event.builder
+    baseline = Path(baseline) if baseline else root / event.baseline_checkpoint
+    checkpoint = Path(checkpoint)
+    generation = generation or event.generation
+    for label, path in (("model", checkpoint), ("baseline", baseline)):
+        if not path.is_file():
+            raise SubmissionError(f"no {label} checkpoint at {path}")
+    if (out / MANIFEST).exists():
+        raise SubmissionError(f"{out} already holds a submission; choose a new --out folder")
+    config = gpt_config(baseline)
+    models = {"baseline": load_generator(event.builder, baseline, config, root),
+              "submission": load_generator(builder, checkpoint, config, root)}
+    prompts = draw_prompts(config.vocab_size, generation, seed)
+    tokens = {name: [greedy_tokens(model, p, generation.new_tokens) for p in prompts] for name, model in models.items()}
+    identical = all(np.array_equal(a, b) for a, b in zip(tokens["baseline"], tokens["submission"]))
+    rates = measure_tokens_per_second(models, prompts, generation.new_tokens, generation.repeats)
+    speed = _speed(rates)
+    environment = capture_environment()
+    out.mkdir(parents=True, exist_ok=True)
+    model_file, baseline_file = "model" + (checkpoint.suffix or ".safetensors"), "baseline" + (baseline.suffix or ".safetensors")
+    write_atomic(out / model_file, checkpoint.read_bytes())
+    write_atomic(out / baseline_file, baseline.read_bytes())
+    write_atomic(out / "system.json", json.dumps({"submitter": submitter, "description": description,
+                                                  "environment": environment}, indent=2) + "\n")
+    result = {"event": event.name, "prompts": prompts.tolist(), "tokens": {k: [t.tolist() for t in v] for k, v in tokens.items()},
+              "identical_tokens": identical, "tokens_per_s_repeats": rates, **speed, "settings": asdict(generation)}
+    (out / "logs").mkdir(exist_ok=True)
+    write_atomic(out / "logs" / "result.json", json.dumps(result, indent=2) + "\n")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = {
+        "format": SUBMISSION_FORMAT,
+        "version": SUBMISSION_VERSION,
+        "event": event.name,
+        "division": event.division,
+        "submitter": submitter,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"file": model_file, **_builder_entry(builder, root)},
+        "baseline": {"file": baseline_file, "builder": event.builder},
+        "files": {name: sha256_file(out / name) for name in files},
+        "claims": {**speed, "new_tokens": generation.new_tokens, "identical_tokens": identical,
+                   "state_bytes": state_bytes(models["submission"]), "file_bytes": checkpoint.stat().st_size},
+        "settings": asdict(generation),
+    }
+    return write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _show_prompt(prompt, vocabulary):
+    ids = [int(i) for i in prompt]
+    return repr("".join(vocabulary[i] for i in ids)) if vocabulary and max(ids) < len(vocabulary) else str(ids)
+
+
+def _show_token(token, vocabulary):
+    return f"{int(token)} {vocabulary[int(token)]!r}" if vocabulary and 0 <= token < len(vocabulary) else str(int(token))
+
+
+def validate_generation(report, folder, manifest, event, root, baseline, tolerance, attempts, seed, generation):
+    """The checks of a generation event, after format and checksums: baseline, rules, tokens, tokens/s."""
+    _check_baseline(report, folder, manifest, event, baseline, root)
+    model_file, baseline_file = folder / manifest["model"]["file"], folder / manifest["baseline"]["file"]
+    claims = manifest.get("claims") if isinstance(manifest.get("claims"), dict) else {}
+    try:
+        state, reference = checkpoint_state_dict(model_file), checkpoint_state_dict(baseline_file)
+        config, vocabulary = gpt_config(baseline_file), checkpoint_vocabulary(baseline_file)
+    except (ValueError, OSError) as error:  # SubmissionError is a ValueError
+        report.add("rules", False, f"the model or baseline file cannot be read ({error})")
+        return
+    problems = check_architecture(state, reference)
+    if claims.get("new_tokens") != generation.new_tokens:
+        problems.append(f"the claims are for {claims.get('new_tokens')!r} new tokens; this validation decodes "
+                        f"{generation.new_tokens}")
+    report.add("rules", not problems, "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "") if problems else
+               f"the milestone's GPT, weight for weight; {generation.new_tokens} new tokens per prompt")
+    if problems:
+        return
+    try:
+        models = {"baseline": load_generator(event.builder, baseline_file, config, root),
+                  "submission": load_generator(manifest["model"]["builder"], model_file, config, root)}
+    except (ValueError, TypeError, RuntimeError, OSError, AttributeError, ImportError) as error:
+        report.add("tokens", False, f"the model cannot be built and loaded from its builder ({error})")
+        return
+
+    # identical greedy tokens on the validator's own prompts
+    prompts = draw_prompts(config.vocab_size, generation, secrets.randbits(64) if seed is None else seed)
+    problems = []
+    for number, prompt in enumerate(prompts):
+        expected = greedy_tokens(models["baseline"], prompt, generation.new_tokens)
+        try:
+            got = greedy_tokens(models["submission"], prompt, generation.new_tokens)
+        except (ValueError, TypeError, RuntimeError, IndexError, AttributeError) as error:
+            problems.append(f"prompt {number} {_show_prompt(prompt, vocabulary)}: the submission's generate() "
+                            f"failed ({error})")
+            continue
+        position = first_difference(expected, got)
+        if position is not None:
+            problems.append(f"prompt {number} {_show_prompt(prompt, vocabulary)}: the submission's tokens differ "
+                            f"from the baseline's at position {position} of {generation.new_tokens} new tokens "
+                            f"(baseline token {_show_token(expected[position], vocabulary)}, submission token "
+                            f"{_show_token(got[position], vocabulary)})")
+    report.add("tokens", not problems, "; ".join(problems) or
+               f"{len(prompts)} prompts drawn by the validator, {generation.new_tokens} greedy tokens each: "
+               "identical to the baseline's")
+    if problems:
+        return
+
+    # tokens/s, measured here: submission and baseline alternating, median of the repeats
+    claimed, tries = claims.get("tokens_per_s"), []
+    for _ in range(attempts):
+        tries.append(_speed(measure_tokens_per_second(models, prompts, generation.new_tokens, generation.repeats)))
+        if latency_within(tries[-1]["tokens_per_s"], claimed, tolerance):
+            break
+    best = min(tries, key=lambda t: abs(t["tokens_per_s"] - claimed) if isinstance(claimed, (int, float)) else 0)
+    fastest = max(tries, key=lambda t: t["tokens_per_s"])  # ranked by the fastest attempt, the same rule for all
+    report.measured.update(fastest, tokens_per_s_attempts=[t["tokens_per_s"] for t in tries],
+                           new_tokens=generation.new_tokens, state_bytes=state_bytes(models["submission"]),
+                           file_bytes=model_file.stat().st_size, baseline_state_bytes=state_bytes(models["baseline"]))
+    within = latency_within(best["tokens_per_s"], claimed, tolerance)
+    report.add("tokens/s", within,
+               f"re-measured {best['tokens_per_s']:.4g} tokens/s (baseline {best['baseline_tokens_per_s']:.4g}, "
+               f"{best['speedup']:.2f}x), claimed "
+               + (f"{claimed:.4g}" if isinstance(claimed, (int, float)) else repr(claimed)) + ": "
+               + ("within" if within else "not within") + f" {tolerance:.0%} ({len(tries)} attempt(s))")
+
+
 def rank_submissions(validations):
-    """{event: [Validation, ...]} of the valid submissions, fastest re-measured p90 first.
+    """{event: [Validation, ...]} of the valid submissions, fastest first.
     """
     ranking = {}
     for validation in validations:
         if validation.ok:
             ranking.setdefault(validation.manifest["event"], []).append(validation)
     for group in ranking.values():
-        group.sort(key=lambda v: (v.measured["p90_ms"], -v.measured["accuracy"]))
+        group.sort(key=lambda v: (-v.measured["tokens_per_s"],) if "tokens_per_s" in v.measured
+                   else (v.measured["p90_ms"], -v.measured["accuracy"]))
     return ranking
 
 
@@ -464,8 +786,11 @@ def leaderboard_rows(validations):
         for rank, v in enumerate(group, start=1):
             base = v.measured.get("baseline_state_bytes")
             rows.append({"event": event, "rank": rank, "submitter": v.manifest.get("submitter", "?"),
-                         "folder": str(v.folder), "accuracy": v.measured["accuracy"],
-                         "baseline_accuracy": v.measured["baseline_accuracy"], "p90_ms": v.measured["p90_ms"],
+                         "folder": str(v.folder), "accuracy": v.measured.get("accuracy"),
+                         "baseline_accuracy": v.measured.get("baseline_accuracy"), "p90_ms": v.measured.get("p90_ms"),
+                         "tokens_per_s": v.measured.get("tokens_per_s"),
+                         "baseline_tokens_per_s": v.measured.get("baseline_tokens_per_s"),
+                         "speedup": v.measured.get("speedup"),
                          "state_bytes": v.measured["state_bytes"], "file_bytes": v.measured["file_bytes"],
                          "size_ratio": (base / v.measured["state_bytes"]) if base and v.measured["state_bytes"] else None,
                          "valid": True, "reason": ""})
@@ -477,19 +802,26 @@ def leaderboard_rows(validations):
     return rows
 
 
+def format_figure(value, spec):
+    """`value` formatted with `spec`, or "-" when the event does not measure it (None)."""
+    return "-" if value is None else format(value, spec)
+
+
 def leaderboard_html(rows, title="Torch Olympics leaderboard"):
     """A static HTML page of the leaderboard rows (every text escaped)."""
     e = html.escape
     head = ("<tr><th>event</th><th>rank</th><th>submitter</th><th>accuracy</th><th>baseline</th>"
-            "<th>p90 latency (ms)</th><th>state bytes</th><th>x fewer bytes</th><th>file bytes</th></tr>")
+            "<th>p90 latency (ms)</th><th>tokens/s</th><th>baseline tokens/s</th><th>state bytes</th>"
+            "<th>x fewer bytes</th><th>file bytes</th></tr>")
     body = []
     for row in rows:
         if row["valid"]:
-            ratio = "-" if row["size_ratio"] is None else f"{row['size_ratio']:.2f}"
+            cells = [format_figure(row.get(key), spec) for key, spec in
+                     (("accuracy", ".2%"), ("baseline_accuracy", ".2%"), ("p90_ms", ".4g"), ("tokens_per_s", ".4g"),
+                      ("baseline_tokens_per_s", ".4g"), ("state_bytes", ","), ("size_ratio", ".2f"),
+                      ("file_bytes", ","))]
             body.append(f"<tr><td>{e(row['event'])}</td><td>{row['rank']}</td><td>{e(str(row['submitter']))}</td>"
-                        f"<td>{row['accuracy']:.2%}</td><td>{row['baseline_accuracy']:.2%}</td>"
-                        f"<td>{row['p90_ms']:.4g}</td><td>{row['state_bytes']:,}</td><td>{ratio}</td>"
-                        f"<td>{row['file_bytes']:,}</td></tr>")
+                        + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     invalid = [f"<li><b>{e(str(row['submitter']))}</b> ({e(row['event'])}, {e(row['folder'])}): {e(row['reason'])}</li>"
                for row in rows if not row["valid"]]
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -497,7 +829,7 @@ def leaderboard_html(rows, title="Torch Olympics leaderboard"):
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #999;padding:4px 8px;text-align:right}th{background:#eee}</style></head><body>"
             f"<h1>{e(title)}</h1><p>Every figure below was measured by the validator (accuracy recomputed from "
-            f"the predictions against held-out labels, latency re-run), not taken from the submissions. "
+            f"the predictions against held-out labels, latency and tokens/s re-run), not taken from the submissions. "
             f"Generated {e(stamp)}.</p><table>{head}{''.join(body)}</table>"
             + (f"<h2>Not ranked (failed validation)</h2><ul>{''.join(invalid)}</ul>" if invalid else "")
             + "</body></html>\n")

@@ -2,6 +2,7 @@
 
     tito olympics events                                   # every event and its written rules
     tito olympics submit mnist --model runs/mnist/int8.safetensors --builder my_int8.py:build --submitter ada
+    tito olympics submit tinygpt --builder tinytorch.olympics:build_cached_gpt --submitter kv   # KV-cache decoding
     tito olympics validate runs/olympics/mnist-ada         # trusts none of the submission's figures
     tito olympics leaderboard runs/olympics/*              # ranks the valid ones; writes leaderboard.html
 
@@ -42,6 +43,20 @@ def _settings(args):
         raise OlympicsCommandError(str(error)) from None
 
 
+def _generation(args):
+    """The GenerationSettings the flags ask for (None: the event's own), for a generation event such as tinygpt."""
+    from tinytorch.olympics import GenerationSettings
+
+    given = {name: getattr(args, name) for name in ("new_tokens", "prompts", "prompt_length", "repeats")
+             if getattr(args, name, None) is not None}
+    if not given:
+        return None
+    try:
+        return GenerationSettings(**given)
+    except ValueError as error:
+        raise OlympicsCommandError(str(error)) from None
+
+
 def _data_errors():
     from tinytorch.core.dataloader import DatasetError
 
@@ -51,8 +66,10 @@ def _data_errors():
 def cmd_events(args) -> int:
     olympics = _library()
     for event in olympics.EVENTS.values():
+        data = (f"prompts drawn by the validator, {event.generation.new_tokens} new tokens each"
+                if event.kind == "generation" else f"{event.dataset} test split")
         console.print(f"[bold]{event.name}[/bold]: {escape(event.title)} ({event.division} division, "
-                      f"{event.dataset} test split; baseline {event.baseline_checkpoint})")
+                      f"{escape(data)}; baseline {event.baseline_checkpoint})")
         for rule in event.rules:
             console.print(f"  - {rule}", markup=False)
         console.print(f"  ranked by {event.ranked_by}", markup=False)
@@ -68,7 +85,7 @@ def cmd_submit(args) -> int:
         out = Path(args.out) if args.out else root / "runs" / "olympics" / f"{event.name}-{args.submitter}"
         manifest = olympics.submit(event, checkpoint, out, builder=args.builder, baseline=args.baseline, data=args.data,
                                    root=root, submitter=args.submitter, description=args.description,
-                                   settings=_settings(args))
+                                   settings=_settings(args), generation=_generation(args))
     except olympics.SubmissionError as error:
         raise OlympicsCommandError(str(error)) from None
     except _data_errors() as error:
@@ -82,7 +99,7 @@ def _validate(olympics, root, folder, args):
     try:
         return olympics.validate(folder, data=args.data, root=root, baseline=args.baseline,
                                  rerun_samples=args.rerun_samples, latency_tolerance=args.latency_tolerance,
-                                 attempts=args.attempts, seed=args.seed)
+                                 attempts=args.attempts, seed=args.seed, generation=_generation(args))
     except olympics.SubmissionError as error:
         verdict = olympics.Validation(Path(folder))
         verdict.add("format", False, str(error))
@@ -112,13 +129,16 @@ def cmd_leaderboard(args) -> int:
     out = Path(args.html) if args.html else root / "runs" / "olympics" / "leaderboard.html"
     rows, path = olympics.write_leaderboard(verdicts, out)
     table = Table(title="Torch Olympics leaderboard (validator's measurements)")
-    for column in ("event", "rank", "submitter", "accuracy", "p90 ms", "state bytes", "x fewer bytes"):
+    valid = [row for row in rows if row["valid"]]
+    figures = [(header, key, spec) for header, key, spec in
+               (("accuracy", "accuracy", ".2%"), ("p90 ms", "p90_ms", ".4g"), ("tokens/s", "tokens_per_s", ".4g"),
+                ("speedup", "speedup", ".2f"), ("state bytes", "state_bytes", ","), ("x fewer bytes", "size_ratio", ".2f"))
+               if key in ("state_bytes", "size_ratio") or any(row[key] is not None for row in valid)]  # the events' own
+    for column in ("event", "rank", "submitter", *(header for header, _, _ in figures)):
         table.add_column(column)
-    for row in rows:
-        if row["valid"]:
-            table.add_row(row["event"], str(row["rank"]), escape(str(row["submitter"])), f"{row['accuracy']:.2%}",
-                          f"{row['p90_ms']:.4g}", f"{row['state_bytes']:,}",
-                          "-" if row["size_ratio"] is None else f"{row['size_ratio']:.2f}")
+    for row in valid:
+        table.add_row(row["event"], str(row["rank"]), escape(str(row["submitter"])),
+                      *(olympics.format_figure(row[key], spec) for _, key, spec in figures))
     console.print(table)
     for row in rows:
         if not row["valid"]:
@@ -133,14 +153,25 @@ def _benchmark_arguments(parser, duration=2.0, queries=100):
     parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up queries (default 10)")
 
 
+def _generation_arguments(parser):
+    parser.add_argument("--new-tokens", type=int, default=None, help="generation events: new tokens per prompt "
+                                                                     "(default the event's: 200 for tinygpt)")
+    parser.add_argument("--prompts", type=int, default=None, help="generation events: prompts drawn (default 3)")
+    parser.add_argument("--prompt-length", type=int, default=None, help="generation events: tokens per prompt (default 8)")
+    parser.add_argument("--repeats", type=int, default=None, help="generation events: timed repeats (default 5)")
+
+
 def _validation_arguments(parser):
     parser.add_argument("--data", default=None, help="the validator's data folder with the held-out labels "
                                                      "(default $TINYTORCH_DATA)")
     parser.add_argument("--baseline", default=None, help="the event's official float32 checkpoint (default the event's)")
     parser.add_argument("--rerun-samples", type=int, default=64, help="TEST01: samples re-run (default 64)")
-    parser.add_argument("--latency-tolerance", type=float, default=0.10, help="TEST01: p90 tolerance (default 0.10)")
-    parser.add_argument("--attempts", type=int, default=3, help="latency re-measurements before failing (default 3)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the re-run subset (default: unpredictable)")
+    parser.add_argument("--latency-tolerance", type=float, default=0.10,
+                        help="relative tolerance of the speed claim: TEST01 p90, or tokens/s (default 0.10)")
+    parser.add_argument("--attempts", type=int, default=3, help="speed re-measurements before failing (default 3)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the re-run subset or the prompts "
+                                                               "(default: unpredictable)")
+    _generation_arguments(parser)
 
 
 def register(commands) -> None:
@@ -159,8 +190,9 @@ def register(commands) -> None:
     submit.add_argument("--description", default="", help="what you did to the model")
     submit.add_argument("--data", default=None, help="data folder (default $TINYTORCH_DATA)")
     submit.add_argument("--out", default=None, help="the submission folder (default runs/olympics/EVENT-SUBMITTER)")
-    submit.add_argument("--seed", type=int, default=0, help="seed of the query order (default 0)")
+    submit.add_argument("--seed", type=int, default=0, help="seed of the query order or the prompts (default 0)")
     _benchmark_arguments(submit)
+    _generation_arguments(submit)
     submit.set_defaults(handler=cmd_submit)
 
     validate = sub.add_parser("validate", help="check a submission; trusts none of its figures")

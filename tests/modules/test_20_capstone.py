@@ -2,7 +2,8 @@
 
 A real round trip on MNIST-format fixture files: the milestone's MLP trained on them is the
 float32 baseline; submissions are written by `submit` and judged by `validate`, which must
-accept the honest ones and name what is wrong with each kind of tampered one.
+accept the honest ones and name what is wrong with each kind of tampered one. The TinyGPT event
+runs on a small random-weight GPT (module 13) saved as the tinygpt milestone saves its checkpoint.
 """
 
 import json
@@ -18,7 +19,7 @@ from tests.modules.fixtures_olympics import (
     rounded_copy,
 )
 from tinytorch.core.benchmarking import milestone_test_split
-from tinytorch.core.training import load_checkpoint, save_checkpoint
+from tinytorch.core.training import load_checkpoint, save_checkpoint, save_state
 from tinytorch.olympics import (
     EVENTS,
     MANIFEST,
@@ -79,7 +80,7 @@ def test_hashes_and_the_architecture_rule():
         "1.weight has shape (64, 784), the milestone's is (512, 784)", "1.bias is missing"]
     with pytest.raises(SubmissionError, match="the events are"):
         get_event("imagenet")
-    assert {"mnist", "cifar10-closed", "cifar10-open"} <= set(EVENTS)
+    assert {"mnist", "cifar10-closed", "cifar10-open", "tinygpt"} <= set(EVENTS)
 
 
 def test_submit_writes_every_file_with_its_checksum(setting, honest):
@@ -210,3 +211,141 @@ def test_the_leaderboard_ranks_only_valid_submissions(setting, honest, copy, tmp
     assert [row["rank"] for row in rows] == [1, 2, None]
     empty = Validation(tmp_path)
     assert not empty.ok, "a validation with no checks is not a pass"
+
+
+# ---- the TinyGPT event: tokens/s with identical greedy output -------------------------------------------
+
+TINY_GPT = {"block_size": 16, "vocab_size": 11, "n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.0, "bias": False}
+GENERATION = {"new_tokens": 24, "prompts": 2, "prompt_length": 6, "repeats": 3}
+
+
+def write_tiny_gpt(path, seed=0, noise=0.5):
+    """A random-weight GPT (module 13) saved as milestones/tinygpt.py saves its checkpoint.
+
+    Weights of scale `noise` (not the tiny initial ones) make greedy decoding decisive, so that a
+    perturbed copy writes other tokens and the KV-cache entry writes the same ones.
+    """
+    from dataclasses import asdict
+
+    from tinytorch.core.optimizers import AdamW
+    from tinytorch.core.transformer import GPT, GPTConfig
+
+    config = GPTConfig(**TINY_GPT)
+    model = GPT(config)
+    rng = np.random.default_rng(seed)
+    model.load_state_dict({k: (v + noise * rng.standard_normal(v.shape)).astype(v.dtype)
+                           for k, v in model.state_dict().items()})
+    optimizer = AdamW(model.parameter_groups(0.1), lr=1e-3)
+    return save_checkpoint(path, model, optimizer, epoch=0, history=[],
+                           extra={"milestone": "tinygpt", "val_loss": 2.4, "vocabulary": "\n abcdefghi",
+                                  "config": asdict(config)})
+
+
+def perturbed_copy(source, path, scale=0.3, seed=1):
+    """A copy of a tinygpt checkpoint whose weights carry noise of scale `scale`: it writes other tokens."""
+    state = load_checkpoint(source)
+    rng = np.random.default_rng(seed)
+    state["model"] = {k: (v + scale * rng.standard_normal(v.shape)).astype(v.dtype) for k, v in state["model"].items()}
+    return save_state(path, state)
+
+
+@pytest.fixture(scope="module")
+def gpt_setting(tmp_path_factory):
+    from tinytorch.olympics import GenerationSettings
+
+    folder = tmp_path_factory.mktemp("tinygpt")
+    baseline = write_tiny_gpt(folder / "tinygpt.safetensors")
+    generation = GenerationSettings(**GENERATION)
+    cached = submit("tinygpt", baseline, folder / "cached", builder="tinytorch.olympics:build_cached_gpt",
+                    baseline=baseline, root=ROOT, submitter="kv", generation=generation)
+    return {"folder": folder, "baseline": baseline, "generation": generation, "cached": cached.parent}
+
+
+def validate_gpt(gpt_setting, folder, **changes):
+    options = {"root": ROOT, "baseline": gpt_setting["baseline"], "seed": 3, "latency_tolerance": 0.5,
+               "generation": gpt_setting["generation"], **changes}
+    return validate(folder, **options)
+
+
+def test_a_kv_cache_entry_with_identical_tokens_is_valid(gpt_setting):
+    folder = gpt_setting["cached"]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["event"] == "tinygpt" and manifest["model"]["builder"] == "tinytorch.olympics:build_cached_gpt"
+    for name in ("model.safetensors", "baseline.safetensors", "system.json", "logs/result.json"):
+        assert manifest["files"][name] == sha256_file(folder / name), name
+    result = json.loads((folder / "logs" / "result.json").read_text())
+    assert result["identical_tokens"] and len(result["tokens_per_s_repeats"]["submission"]) == GENERATION["repeats"]
+    assert manifest["claims"]["tokens_per_s"] == np.median(result["tokens_per_s_repeats"]["submission"])
+    verdict = validate_gpt(gpt_setting, folder)
+    assert verdict.ok, failed(verdict)
+    assert [c.name for c in verdict.checks] == ["format", "checksums", "baseline", "rules", "tokens", "tokens/s"]
+    assert "2 prompts drawn by the validator, 24 greedy tokens each: identical" in verdict.checks[4].message
+    assert verdict.measured["tokens_per_s"] > 0 and verdict.measured["baseline_tokens_per_s"] > 0
+
+
+def test_the_tinygpt_event_its_prompts_and_its_token_comparison():
+    from tinytorch.core.transformer import GPT, GPTConfig
+    from tinytorch.olympics import (
+        GenerationSettings,
+        build_cached_gpt,
+        draw_prompts,
+        first_difference,
+        greedy_tokens,
+    )
+
+    assert first_difference([4, 5, 6], [4, 5, 7]) == 2 and first_difference([4], [4]) is None
+    assert first_difference([4, 5], [4]) == 1, "a shorter output differs where it ends"
+    event = get_event("tinygpt")
+    assert event.kind == "generation" and event.generation.new_tokens == 200 and "higher is better" in event.ranked_by
+    rules = " ".join(event.rules)
+    assert "identical" in rules and "top_k=1" in rules and "within 10%" in rules and "SHA-256" in rules
+    settings = GenerationSettings(new_tokens=5, prompts=4, prompt_length=3)
+    a, b = draw_prompts(11, settings, seed=1), draw_prompts(11, settings, seed=2)
+    assert a.shape == (4, 3) and a.min() >= 0 and a.max() < 11 and not np.array_equal(a, b)
+    model = build_cached_gpt(GPTConfig(**TINY_GPT)).eval()
+    expected = np.asarray(GPT.generate(model, a[:1], 5, top_k=1).data)[0, 3:]  # module 13's decoding, no cache
+    assert np.array_equal(greedy_tokens(model, a[0], 5), expected)
+    with pytest.raises(ValueError, match="repeats must be at least 2"):
+        GenerationSettings(repeats=1)
+
+
+def test_an_entry_whose_tokens_differ_fails_naming_the_prompt_and_position(gpt_setting, tmp_path):
+    changed = perturbed_copy(gpt_setting["baseline"], tmp_path / "perturbed.safetensors")
+    manifest = submit("tinygpt", changed, tmp_path / "perturbed", baseline=gpt_setting["baseline"], root=ROOT,
+                      generation=gpt_setting["generation"])
+    assert json.loads(manifest.read_text())["claims"]["identical_tokens"] is False
+    verdict = validate_gpt(gpt_setting, manifest.parent)
+    message = failed(verdict)["tokens"]
+    assert "prompt 0 " in message and "the submission's tokens differ from the baseline's at position" in message
+    assert "of 24 new tokens (baseline token" in message
+    assert "tokens/s" not in {c.name for c in verdict.checks}, "a wrong answer is not timed"
+
+
+def test_a_tampered_tinygpt_artifact_fails_its_checksum(gpt_setting, tmp_path):
+    copy = shutil.copytree(gpt_setting["cached"], tmp_path / "entry")
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    assert "model.safetensors has SHA-256" in failed(validate_gpt(gpt_setting, copy))["checksums"]
+
+
+def test_a_false_tokens_per_second_claim_fails(gpt_setting, tmp_path):
+    copy = shutil.copytree(gpt_setting["cached"], tmp_path / "entry")
+    rewrite_manifest(copy, lambda m: m["claims"].update(tokens_per_s=m["claims"]["tokens_per_s"] * 10))
+    message = failed(validate_gpt(gpt_setting, copy, attempts=2))["tokens/s"]
+    assert "not within 50% (2 attempt(s))" in message and "claimed" in message
+    rewrite_manifest(copy, lambda m: m["claims"].update(new_tokens=200))
+    assert "the claims are for 200 new tokens; this validation decodes 24" in failed(validate_gpt(gpt_setting, copy))["rules"]
+
+
+def test_the_leaderboard_ranks_tinygpt_by_measured_tokens_per_second(gpt_setting, tmp_path):
+    plain = submit("tinygpt", gpt_setting["baseline"], tmp_path / "plain", baseline=gpt_setting["baseline"], root=ROOT,
+                   submitter="plain", generation=gpt_setting["generation"]).parent
+    verdicts = [validate_gpt(gpt_setting, folder) for folder in (plain, gpt_setting["cached"])]
+    assert all(v.ok for v in verdicts), [failed(v) for v in verdicts]
+    ranking = rank_submissions(verdicts)["tinygpt"]
+    rates = [v.measured["tokens_per_s"] for v in ranking]
+    assert rates == sorted(rates, reverse=True), "highest re-measured tokens/s first"
+    rows, page = write_leaderboard(verdicts, tmp_path / "board.html")
+    assert [row["rank"] for row in rows] == [1, 2] and rows[0]["accuracy"] is None
+    assert "<td>kv</td>" in page.read_text() and "tokens/s" in page.read_text()

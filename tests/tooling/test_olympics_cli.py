@@ -169,3 +169,78 @@ def test_leaderboard_ranks_valid_submissions_and_writes_html(setting, submitted,
     assert "ada" in printed and "not ranked" in printed
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>") and "<td>ada</td>" in text and "Not ranked" in text
+
+
+# ---- the tinygpt event through the CLI -----------------------------------------------------------------
+
+GENERATION_FLAGS = ["--new-tokens", "20", "--prompts", "2", "--prompt-length", "5", "--repeats", "3"]
+
+
+@pytest.fixture(scope="module")
+def gpt_entry(tmp_path_factory):
+    from tests.modules.test_20_capstone import write_tiny_gpt
+
+    folder = tmp_path_factory.mktemp("olympics_tinygpt")
+    baseline = write_tiny_gpt(folder / "tinygpt.safetensors")
+    out = folder / "kv"
+    code = main(["olympics", "submit", "tinygpt", "--model", str(baseline), "--builder",
+                 "tinytorch.olympics:build_cached_gpt", "--baseline", str(baseline), "--out", str(out),
+                 "--submitter", "kv", *GENERATION_FLAGS])
+    assert code == 0
+    return baseline, out
+
+
+def validate_gpt(baseline, folder, capsys, *extra):
+    code = main(["olympics", "validate", str(folder), "--baseline", str(baseline), "--seed", "5",
+                 "--latency-tolerance", "0.5", *GENERATION_FLAGS, *extra])
+    return code, capsys.readouterr().out
+
+
+def test_events_lists_the_tinygpt_event(capsys):
+    assert main(["olympics", "events"]) == 0
+    printed = capsys.readouterr().out
+    assert "tinygpt: TinyGPT tokens/s with identical greedy output" in printed and "top_k=1" in printed
+
+
+def test_a_kv_cache_tinygpt_entry_validates(gpt_entry, capsys):
+    baseline, folder = gpt_entry
+    code, printed = validate_gpt(baseline, folder, capsys)
+    assert code == 0, printed
+    assert "ok   tokens: 2 prompts drawn by the validator, 20 greedy tokens each" in printed
+    assert "ok   tokens/s: re-measured" in printed and "VALID" in printed and "FAIL" not in printed
+
+
+def test_a_tinygpt_entry_with_other_tokens_fails(gpt_entry, tmp_path, capsys):
+    from tests.modules.test_20_capstone import perturbed_copy
+
+    baseline, _ = gpt_entry
+    changed = perturbed_copy(baseline, tmp_path / "changed.safetensors")
+    out = tmp_path / "changed"
+    assert main(["olympics", "submit", "tinygpt", "--model", str(changed), "--baseline", str(baseline),
+                 "--out", str(out), *GENERATION_FLAGS]) == 0
+    code, printed = validate_gpt(baseline, out, capsys)
+    assert code == 1 and "FAIL tokens: prompt 0 " in printed and "differ from the baseline's at position" in printed
+
+
+def test_a_tampered_or_overclaimed_tinygpt_entry_fails(gpt_entry, tmp_path, capsys):
+    baseline, folder = gpt_entry
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    edit_manifest(copy, lambda m: m["claims"].update(tokens_per_s=m["claims"]["tokens_per_s"] * 5))
+    code, printed = validate_gpt(baseline, copy, capsys, "--attempts", "1")
+    assert code == 1 and "FAIL tokens/s" in printed and "not within 50%" in printed
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    code, printed = validate_gpt(baseline, copy, capsys)
+    assert code == 1 and "FAIL checksums: model.safetensors has SHA-256" in printed
+
+
+def test_the_leaderboard_shows_tinygpt_tokens_per_second(gpt_entry, tmp_path, capsys):
+    baseline, folder = gpt_entry
+    page = tmp_path / "board.html"
+    code = main(["olympics", "leaderboard", str(folder), "--html", str(page), "--baseline", str(baseline),
+                 "--seed", "5", "--latency-tolerance", "0.5", *GENERATION_FLAGS])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "tinygpt" in printed and "kv" in printed and "tokens/s" in printed
+    assert "<td>kv</td>" in page.read_text()
