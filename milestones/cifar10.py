@@ -47,8 +47,15 @@ Outputs: the best checkpoint and a training-history PNG in --out (default runs/c
 
 from __future__ import annotations
 
-
-from _common import ROOT, Milestone, first_images, fit_and_test, hold_out, load_split, run
+from _common import (
+    ROOT,
+    Milestone,
+    first_images,
+    fit_and_test,
+    hold_out,
+    load_split,
+    run,
+)
 from cifar10_model import BLOCKS, LONG_BLOCKS, build_cifar_cnn
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
@@ -96,6 +103,23 @@ def one_cycle(optimizer, total_steps):
     return CosineWarmupLR(optimizer, warmup_steps=warmup, total_steps=total_steps, min_lr=MIN_LR)
 
 
+def cifar_splits(data, download, seed, settings):
+    """(training, validation, test) sets: the training split augmented, validation held out of it.
+
+    Augmentation works on the uint8 pixels (a quarter of float32's bytes), then ToTensor and
+    Normalize; validation and test images get the evaluation transform only. `settings` is one of
+    SETTINGS (its train_images, validation_images and test_images).
+    """
+    evaluation = Compose([ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    augmentation = Compose([RandomCrop(32, padding=4, seed=seed), RandomHorizontalFlip(seed=seed + 1),
+                            ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    train_split = load_split(CIFAR10, data, True, download, augmentation)
+    test_set = first_images(load_split(CIFAR10, data, False, download, evaluation), settings["test_images"])
+    train_set, val_set = hold_out(train_split, settings["validation_images"], settings["train_images"],
+                                  seed, evaluation)
+    return train_set, val_set, test_set
+
+
 def main(argv=None) -> int:
     milestone = Milestone(
         "cifar10",
@@ -128,14 +152,7 @@ def main(argv=None) -> int:
         minutes = f" in <= {settings['minutes_bar']} min of training" if settings["minutes_bar"] else ""
         milestone.step(f"bar for --{mode}: >= {settings['accuracy_bar']:.0%} test accuracy{minutes}")
 
-    # Augmentation works on the uint8 pixels (a quarter of float32's bytes), then ToTensor and Normalize.
-    evaluation = Compose([ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    augmentation = Compose([RandomCrop(32, padding=4, seed=args.seed), RandomHorizontalFlip(seed=args.seed + 1),
-                            ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    train_split = load_split(CIFAR10, args.data, True, args.download, augmentation)
-    test_set = first_images(load_split(CIFAR10, args.data, False, args.download, evaluation), settings["test_images"])
-    train_set, val_set = hold_out(train_split, settings["validation_images"], settings["train_images"],
-                                  args.seed, evaluation)
+    train_set, val_set, test_set = cifar_splits(args.data, args.download, args.seed, settings)
     milestone.step(f"data: CIFAR-10 from {data_dir(args.data) / CIFAR10_FOLDER}: {len(train_set):,} training, "
                    f"{len(val_set):,} validation (held out of the training split), {len(test_set):,} test images")
     milestone.step("augmentation: RandomCrop(32, padding=4), RandomHorizontalFlip(), then ToTensor, "

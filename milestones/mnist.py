@@ -24,11 +24,28 @@ Outputs (best checkpoint, training-history PNG) go to --out (default runs/mnist)
 
 from __future__ import annotations
 
-
-from _common import ROOT, Milestone, first_images, fit_and_test, hold_out, load_split, run
+from _common import (
+    ROOT,
+    Milestone,
+    first_images,
+    fit_and_test,
+    hold_out,
+    load_split,
+    run,
+)
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
-from tinytorch.core.dataloader import DATA_ENV, MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, ToTensor, data_dir
+from tinytorch.core.dataloader import (
+    DATA_ENV,
+    MNIST,
+    MNIST_MEAN,
+    MNIST_STD,
+    Compose,
+    DataLoader,
+    Normalize,
+    ToTensor,
+    data_dir,
+)
 from tinytorch.core.layers import Flatten, Linear, ReLU, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam, CosineAnnealingLR
@@ -57,6 +74,17 @@ def build_mlp(hidden=HIDDEN, in_features=28 * 28, classes=10):
     return Sequential(*layers, Linear(width, classes))
 
 
+def mnist_splits(data, download, seed, quick):
+    """(training, validation, test) sets, normalised; validation held out of the training split."""
+    settings = QUICK if quick else FULL
+    transform = Compose([ToTensor(), Normalize(MNIST_MEAN, MNIST_STD)])
+    train_split = load_split(MNIST, data, True, download, transform)
+    test_set = first_images(load_split(MNIST, data, False, download, transform), settings["test_images"])
+    train_set, val_set = hold_out(train_split, VALIDATION_IMAGES["quick" if quick else "full"],
+                                  settings["train_images"], seed, transform)
+    return train_set, val_set, test_set
+
+
 def main(argv=None) -> int:
     milestone = Milestone(
         "mnist",
@@ -79,11 +107,7 @@ def main(argv=None) -> int:
         settings["epochs"] = args.epochs
     epochs = settings["epochs"]
 
-    transform = Compose([ToTensor(), Normalize(MNIST_MEAN, MNIST_STD)])
-    train_split = load_split(MNIST, args.data, True, args.download, transform)
-    test_set = first_images(load_split(MNIST, args.data, False, args.download, transform), settings["test_images"])
-    train_set, val_set = hold_out(train_split, VALIDATION_IMAGES["quick" if args.quick else "full"],
-                                  settings["train_images"], args.seed, transform)
+    train_set, val_set, test_set = mnist_splits(args.data, args.download, args.seed, args.quick)
     milestone.step(f"data: MNIST from {data_dir(args.data) / 'mnist'}: {len(train_set):,} training, "
                    f"{len(val_set):,} validation (held out of the training split), {len(test_set):,} test images")
     milestone.step(f"pipeline: ToTensor + Normalize(mean {MNIST_MEAN[0]}, std {MNIST_STD[0]}), "

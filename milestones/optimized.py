@@ -59,7 +59,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, Milestone, first_images, hold_out, load_split, run
+from _common import ROOT, Milestone, run
 
 import tinytorch.core.autograd  # noqa: F401  (importing it turns on Tensor.backward())
 from tinytorch.core.autograd import no_grad
@@ -77,20 +77,9 @@ from tinytorch.core.compression import (
     train_student,
 )
 from tinytorch.core.dataloader import (
-    CIFAR10,
-    CIFAR10_MEAN,
-    CIFAR10_STD,
     DATA_ENV,
-    MNIST,
-    MNIST_MEAN,
-    MNIST_STD,
-    Compose,
     DataLoader,
-    Normalize,
-    RandomCrop,
-    RandomHorizontalFlip,
     Subset,
-    ToTensor,
 )
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
@@ -484,27 +473,14 @@ def build_student(kind, s):
 def mnist_data(args, quick):
     import mnist
 
-    transform = Compose([ToTensor(), Normalize(MNIST_MEAN, MNIST_STD)])
-    settings = mnist.QUICK if quick else mnist.FULL
-    train_split = load_split(MNIST, args.data, True, args.download, transform)
-    test_set = first_images(load_split(MNIST, args.data, False, args.download, transform), settings["test_images"])
-    train_set, validation = hold_out(train_split, mnist.VALIDATION_IMAGES["quick" if quick else "full"],
-                                     settings["train_images"], args.seed, transform)
-    return train_set, validation, test_set, (1, 28, 28)
+    return (*mnist.mnist_splits(args.data, args.download, args.seed, quick), (1, 28, 28))
 
 
 def cifar_data(args, quick):
     import cifar10
 
     settings = cifar10.SETTINGS["quick" if quick else "default"]
-    evaluation = Compose([ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    augmentation = Compose([RandomCrop(32, padding=4, seed=args.seed), RandomHorizontalFlip(seed=args.seed + 1),
-                            ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    train_split = load_split(CIFAR10, args.data, True, args.download, augmentation)
-    test_set = first_images(load_split(CIFAR10, args.data, False, args.download, evaluation), settings["test_images"])
-    train_set, validation = hold_out(train_split, settings["validation_images"], settings["train_images"],
-                                     args.seed, evaluation)
-    return train_set, validation, test_set, (3, 32, 32)
+    return (*cifar10.cifar_splits(args.data, args.download, args.seed, settings), (3, 32, 32))
 
 
 # ---- the GPT and its KV cache ----------------------------------------------------------------------

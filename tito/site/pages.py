@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tinytorch_base.manifest import TIERS, CourseModule, Manifest, Milestone
 from tito.errors import TitoError
+from tito.journey import compact_numbers as compact
 from tito.release import learner_source
 from tito.site.graph import dependency_svg, direct_prerequisites, prerequisite_closure
 
@@ -149,17 +150,6 @@ def command_label(words: tuple[str, ...]) -> str:
 
 def table_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def compact(numbers) -> str:
-    """['01', '02', '03', '05'] -> '01-03, 05'."""
-    runs: list[list[str]] = []
-    for number in sorted(numbers):
-        if runs and int(number) == int(runs[-1][-1]) + 1:
-            runs[-1].append(number)
-        else:
-            runs.append([number])
-    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 # ---- module pages ------------------------------------------------------------------------------------
