@@ -12,6 +12,7 @@ __all__ = [
     "get_event",
     "sha256_file",
     "check_architecture",
+    "folded_batchnorms",
     "submit",
     "Check",
     "Validation",
@@ -41,6 +42,7 @@ import datetime
 import hashlib
 import html
 import io
+import itertools
 import json
 import secrets
 import time
@@ -64,7 +66,9 @@ from tinytorch.core.benchmarking import (
     state_bytes,
     write_logs,
 )
+from tinytorch.core.layers import Sequential
 from tinytorch.core.memoization import generate as generate_with_cache
+from tinytorch.core.spatial import BatchNorm2d, Conv2d
 from tinytorch.core.tensor import Tensor, check_positive_int
 from tinytorch.core.transformer import GPT, GPTConfig
 from tinytorch_base.files import write_atomic
@@ -116,8 +120,10 @@ _COMMON_RULES = (
     "Every file is listed in manifest.json with its SHA-256, and so is the code that builds the model.",
 )
 CLOSED_RULE = ("Closed division: the milestone's architecture. Every weight of the float32 baseline must be in the "
-               "model's state, with the same name and shape (any dtype: int8 allowed); extra state such as scales "
-               "or masks is allowed. Any optimisation of modules 14-18 that keeps these is allowed.")
+               "model's state, with the same name and shape (any dtype: int8 allowed; a weight packed below 8 bits "
+               "gives its logical shape in '<name>_shape'); extra state such as scales or masks is allowed. A "
+               "BatchNorm that follows a convolution may be folded into it (its entries absent), as eval mode "
+               "computes the same function. Any optimisation of modules 14-18 that keeps these is allowed.")
 OPEN_RULE = "Open division: any architecture, trained or optimised in any way, that answers the same task."
 TINYGPT_RULES = (
     ("Closed division: the tinygpt milestone's GPT. The submission's builder is called with the baseline's "
@@ -170,16 +176,35 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def check_architecture(state, reference):
+def check_architecture(state, reference, folded=()):
     """Problems (a list of sentences) that keep `state` from having `reference`'s architecture.
+
+    `folded`: module names (e.g. "1") of the baseline's BatchNorms that may be folded away.
     """
     problems = []
     for name, array in reference.items():
+        if name.rpartition(".")[0] in folded:
+            continue
         if name not in state:
             problems.append(f"{name} is missing")
-        elif np.shape(state[name]) != np.shape(array):
-            problems.append(f"{name} has shape {tuple(np.shape(state[name]))}, the milestone's is {tuple(np.shape(array))}")
+            continue
+        packed = state.get(name + "_shape")
+        shape = tuple(int(n) for n in np.asarray(packed).reshape(-1)) if packed is not None else np.shape(state[name])
+        if tuple(shape) != np.shape(array):
+            problems.append(f"{name} has shape {tuple(shape)}, the milestone's is {tuple(np.shape(array))}")
     return problems
+
+
+def folded_batchnorms(model):
+    """Names of `model`'s BatchNorm2d modules that directly follow a Conv2d in a Sequential (they may be folded)."""
+    names = set()
+    for prefix, module in model.named_modules():
+        if isinstance(module, Sequential):
+            children = list(module.named_children())
+            for (_, before), (name, after) in itertools.pairwise(children):
+                if isinstance(before, Conv2d) and isinstance(after, BatchNorm2d):
+                    names.add(f"{prefix}.{name}" if prefix else name)
+    return names
 
 
 def _save_npy(path, array):
@@ -473,7 +498,12 @@ def _validate(report, folder, data, root, baseline, rerun_samples, latency_toler
         report.add("rules", False, f"the model or baseline file cannot be read ({error})")
         return
     if event.division == "closed":
-        problems = check_architecture(state, reference)
+        try:
+            folded = folded_batchnorms(import_builder(event.builder, root)())
+        except (ValueError, TypeError, RuntimeError, OSError, AttributeError, ImportError) as error:
+            report.add("rules", False, f"the event's baseline model cannot be built ({error})")
+            return
+        problems = check_architecture(state, reference, folded)
         report.add("rules", not problems, "architecture: " + ("; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
                                                               if problems else "the milestone's, weight for weight"))
     else:

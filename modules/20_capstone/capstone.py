@@ -75,6 +75,7 @@ import datetime
 import hashlib
 import html
 import io
+import itertools
 import json
 import secrets
 import time
@@ -98,7 +99,9 @@ from tinytorch.core.benchmarking import (
     state_bytes,
     write_logs,
 )
+from tinytorch.core.layers import Sequential
 from tinytorch.core.memoization import generate as generate_with_cache
+from tinytorch.core.spatial import BatchNorm2d, Conv2d
 from tinytorch.core.tensor import Tensor, check_positive_int
 from tinytorch.core.transformer import GPT, GPTConfig
 from tinytorch_base.files import write_atomic
@@ -167,8 +170,10 @@ _COMMON_RULES = (
     "Every file is listed in manifest.json with its SHA-256, and so is the code that builds the model.",
 )
 CLOSED_RULE = ("Closed division: the milestone's architecture. Every weight of the float32 baseline must be in the "
-               "model's state, with the same name and shape (any dtype: int8 allowed); extra state such as scales "
-               "or masks is allowed. Any optimisation of modules 14-18 that keeps these is allowed.")
+               "model's state, with the same name and shape (any dtype: int8 allowed; a weight packed below 8 bits "
+               "gives its logical shape in '<name>_shape'); extra state such as scales or masks is allowed. A "
+               "BatchNorm that follows a convolution may be folded into it (its entries absent), as eval mode "
+               "computes the same function. Any optimisation of modules 14-18 that keeps these is allowed.")
 OPEN_RULE = "Open division: any architecture, trained or optimised in any way, that answers the same task."
 TINYGPT_RULES = (
     ("Closed division: the tinygpt milestone's GPT. The submission's builder is called with the baseline's "
@@ -217,6 +222,13 @@ def get_event(name):
 # Write `sha256_file` (read the file in chunks: a model file need not fit in memory twice) and
 # `check_architecture`, which compares a submitted state dict with the baseline's and returns one
 # problem per missing weight or changed shape (an empty list means the rule holds).
+#
+# Two optimisations change the state without changing the architecture, and the rule allows both.
+# **Folding** a BatchNorm into the convolution before it (module 15) rewrites eval mode exactly,
+# $W' = W \cdot \gamma / \sqrt{\sigma^2 + \epsilon}$ per output channel, so the BatchNorm's entries
+# disappear: `folded_batchnorms(model)` (given) names the baseline's BatchNorms that may go.
+# **Packing** codes of 4 bits or fewer two per byte changes the array's shape, so a packed weight
+# states its logical shape beside it, as `<name>_shape`: compare that shape instead.
 
 # %%
 #| export
@@ -235,22 +247,44 @@ def sha256_file(path):
     ### END SOLUTION
 
 
-def check_architecture(state, reference):
+def check_architecture(state, reference, folded=()):
     """Problems (a list of sentences) that keep `state` from having `reference`'s architecture.
 
-    TODO: for every name in `reference`: missing from `state` -> "X is missing"; present with another
-          shape -> "X has shape (a, b), the milestone's is (c, d)". Dtypes and extra names are allowed.
-    HINT: np.shape(array) gives a tuple for any array.
+    `folded`: module names (e.g. "1") of the baseline's BatchNorms that may be folded away.
+
+    TODO: for every name in `reference`: skip it when it belongs to a folded module (its prefix
+          before the last "." is in `folded`); missing from `state` -> "X is missing"; present with
+          another shape -> "X has shape (a, b), the milestone's is (c, d)", where the shape is the one
+          stored in state["X_shape"] when that entry exists (a packed weight). Dtypes and extra
+          names are allowed.
+    HINT: np.shape(array) gives a tuple for any array; tuple(int(n) for n in state[name + "_shape"]).
     """
     ### BEGIN SOLUTION
     problems = []
     for name, array in reference.items():
+        if name.rpartition(".")[0] in folded:
+            continue
         if name not in state:
             problems.append(f"{name} is missing")
-        elif np.shape(state[name]) != np.shape(array):
-            problems.append(f"{name} has shape {tuple(np.shape(state[name]))}, the milestone's is {tuple(np.shape(array))}")
+            continue
+        packed = state.get(name + "_shape")
+        shape = tuple(int(n) for n in np.asarray(packed).reshape(-1)) if packed is not None else np.shape(state[name])
+        if tuple(shape) != np.shape(array):
+            problems.append(f"{name} has shape {tuple(shape)}, the milestone's is {tuple(np.shape(array))}")
     return problems
     ### END SOLUTION
+
+
+def folded_batchnorms(model):
+    """Names of `model`'s BatchNorm2d modules that directly follow a Conv2d in a Sequential (they may be folded)."""
+    names = set()
+    for prefix, module in model.named_modules():
+        if isinstance(module, Sequential):
+            children = list(module.named_children())
+            for (_, before), (name, after) in itertools.pairwise(children):
+                if isinstance(before, Conv2d) and isinstance(after, BatchNorm2d):
+                    names.add(f"{prefix}.{name}" if prefix else name)
+    return names
 
 
 # %%
@@ -266,6 +300,11 @@ def test_unit_hashes_and_architecture():
     assert check_architecture({"0.weight": np.zeros((4, 3), np.int8), "0.bias": np.zeros(4)}, reference) == []
     problems = check_architecture({"0.weight": np.zeros((5, 3))}, reference)
     assert problems == ["0.weight has shape (5, 3), the milestone's is (4, 3)", "0.bias is missing"]
+    packed = {"0.weight": np.zeros((4, 2), np.uint8), "0.weight_shape": np.array([4, 3]), "0.bias": np.zeros(4)}
+    assert check_architecture(packed, reference) == [], "a packed weight is compared by its logical shape"
+    with_bn = {**reference, "1.weight": np.ones(4), "1.running_mean": np.zeros(4)}
+    assert check_architecture(reference, with_bn, folded={"1"}) == []
+    assert check_architecture(reference, with_bn) == ["1.weight is missing", "1.running_mean is missing"]
     print("SHA-256 of 'abc' as FIPS 180-2 gives it; architecture rule:", problems)
 
 
@@ -619,7 +658,12 @@ def _validate(report, folder, data, root, baseline, rerun_samples, latency_toler
         report.add("rules", False, f"the model or baseline file cannot be read ({error})")
         return
     if event.division == "closed":
-        problems = check_architecture(state, reference)
+        try:
+            folded = folded_batchnorms(import_builder(event.builder, root)())
+        except (ValueError, TypeError, RuntimeError, OSError, AttributeError, ImportError) as error:
+            report.add("rules", False, f"the event's baseline model cannot be built ({error})")
+            return
+        problems = check_architecture(state, reference, folded)
         report.add("rules", not problems, "architecture: " + ("; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
                                                               if problems else "the milestone's, weight for weight"))
     else:

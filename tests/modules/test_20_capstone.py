@@ -26,6 +26,7 @@ from tinytorch.olympics import (
     SubmissionError,
     Validation,
     check_architecture,
+    folded_batchnorms,
     get_event,
     latency_within,
     rank_submissions,
@@ -78,6 +79,24 @@ def test_hashes_and_the_architecture_rule():
                                "1.scale": np.ones(512)}, reference) == [], "int8 and extra scales are allowed"
     assert check_architecture({"1.weight": np.zeros((64, 784))}, reference) == [
         "1.weight has shape (64, 784), the milestone's is (512, 784)", "1.bias is missing"]
+    packed = {"1.weight": np.zeros((512, 392), np.uint8), "1.weight_shape": np.array([512, 784]), "1.bias": np.zeros(512)}
+    assert check_architecture(packed, reference) == [], "a packed weight is compared by the logical shape it states"
+    assert check_architecture({**packed, "1.weight_shape": np.array([512, 392])}, reference) == [
+        "1.weight has shape (512, 392), the milestone's is (512, 784)"]
+
+
+def test_only_a_batchnorm_after_a_conv_may_be_folded():
+    from tinytorch.core.layers import Linear, ReLU, Sequential
+    from tinytorch.core.spatial import BatchNorm2d, Conv2d
+
+    model = Sequential(Conv2d(3, 4, 3), BatchNorm2d(4), ReLU(), BatchNorm2d(4), Sequential(Conv2d(4, 4, 1), BatchNorm2d(4)),
+                       Linear(4, 2))
+    assert folded_batchnorms(model) == {"1", "4.1"}
+    reference = model.state_dict()
+    folded = {k: v for k, v in reference.items() if not k.startswith(("1.", "4.1."))}
+    assert check_architecture(folded, reference, folded_batchnorms(model)) == []
+    assert check_architecture({k: v for k, v in folded.items() if not k.startswith("3.")}, reference,
+                              folded_batchnorms(model))[0] == "3.weight is missing"
     with pytest.raises(SubmissionError, match="the events are"):
         get_event("imagenet")
     assert {"mnist", "cifar10-closed", "cifar10-open", "tinygpt"} <= set(EVENTS)

@@ -1,0 +1,160 @@
+"""The `olympics` milestone: its CIFAR-10 entry computes what its codes say, and the script meets its quick bars.
+
+The entry (milestones/olympics_cnn.py) is checked against the framework itself: the same folded
+CNN with the entry's dequantized weights, run through module 09's layers, must give the entry's
+outputs. The milestone runs as a subprocess on fixture CIFAR-10 files, as
+`tito milestone run olympics --quick` starts it, training its checkpoint first.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.milestones.test_milestones_vision import run_milestone, write_colour_cifar10
+
+ROOT = Path(__file__).resolve().parents[2]
+
+sys.path.insert(0, str(ROOT / "milestones"))
+
+from cifar10_model import build_cifar_cnn
+from olympics_cnn import (
+    EntryConv2d,
+    WeightCodes,
+    build_entry,
+    make_entry,
+    pack_nibbles,
+    symmetric_codes,
+    unpack_nibbles,
+)
+
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.benchmarking import state_bytes
+from tinytorch.core.quantization import fold_batchnorm
+from tinytorch.core.tensor import Tensor, manual_seed
+from tinytorch.core.training import load_checkpoint, save_checkpoint
+from tinytorch.olympics import check_architecture, folded_batchnorms
+
+
+def trained_like_cnn(seed=0):
+    """The milestone's CNN with random weights and BatchNorm statistics that are not the identity."""
+    manual_seed(seed)
+    model = build_cifar_cnn()
+    rng = np.random.default_rng(seed)
+    for name, module in model.named_children():
+        if hasattr(module, "running_var"):
+            module.running_mean.data = rng.normal(0, 0.1, module.running_mean.shape).astype(np.float32)
+            module.running_var.data = rng.uniform(0.5, 2.0, module.running_var.shape).astype(np.float32)
+            module.weight.data = rng.uniform(0.5, 1.5, module.weight.shape).astype(np.float32)
+            module.bias.data = rng.normal(0, 0.1, module.bias.shape).astype(np.float32)
+    return model.eval()
+
+
+def framework_output(model, entry, x):
+    """The folded CNN run through the framework's layers, with the entry's dequantized weights and biases."""
+    folded = fold_batchnorm(model)
+    for (name, layer), (_, coded) in zip(folded.named_children(), entry.named_children()):
+        if isinstance(coded, WeightCodes):
+            layer.weight.data = coded.dequantized()
+            layer.bias.data = coded.bias.data.copy()
+    with no_grad():
+        return folded(Tensor(x)).numpy()
+
+
+@pytest.mark.parametrize("k", [1, 6, 7, 27])
+def test_packed_codes_round_trip(k):
+    codes = np.random.default_rng(k).integers(-8, 8, size=(5, k)).astype(np.int8)
+    packed = pack_nibbles(codes)
+    assert packed.dtype == np.uint8 and packed.shape == (5, (k + 1) // 2)
+    assert np.array_equal(unpack_nibbles(packed, k), codes)
+    with pytest.raises(ValueError, match=r"4-bit codes must lie in \[-8, 7\]"):
+        pack_nibbles(np.array([[9]], np.int8))
+
+
+def test_symmetric_codes_bound_the_error_by_half_a_step():
+    weight = np.random.default_rng(1).normal(size=(6, 3, 3, 3)).astype(np.float32)
+    for bits in (8, 4):
+        codes, scale = symmetric_codes(weight, bits)
+        assert np.abs(codes).max() <= 2 ** (bits - 1) - 1
+        error = np.abs(codes * scale[:, None, None, None] - weight)
+        assert np.all(error <= scale[:, None, None, None] / 2 + 1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("bits", [{}, {"0": 4, "12": 4, "16": 4}])
+def test_the_entry_computes_its_dequantized_network(batch, bits):
+    model = trained_like_cnn()
+    entry = make_entry(model, bits)
+    x = np.random.default_rng(2).normal(size=(batch, 3, 32, 32)).astype(np.float32)
+    with no_grad():
+        got = entry(Tensor(x)).numpy()
+    expected = framework_output(model, entry, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    with no_grad():
+        np.testing.assert_array_equal(entry(Tensor(x)).numpy(), got)  # the memoized buffers give the same answer
+
+
+def test_int8_entry_is_close_to_float32_and_holds_no_float_weight():
+    model = trained_like_cnn()
+    entry = make_entry(model, {"16": 4})
+    x = np.random.default_rng(3).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    with no_grad():
+        reference, got = model(Tensor(x)).numpy(), entry(Tensor(x)).numpy()
+    assert np.abs(got - reference).max() < 0.05 * np.abs(reference).max()
+    state = entry.state_dict()
+    assert {state[f"{n}.weight"].dtype for n in ("0", "4", "8", "12")} == {np.dtype(np.int8)}
+    assert state["16.weight"].dtype == np.uint8 and list(state["16.weight_shape"]) == [10, 2048]
+    assert state_bytes(model) / state_bytes(entry) > 4
+
+
+def test_a_saved_entry_loads_back_and_keeps_the_closed_division_rule(tmp_path):
+    model = trained_like_cnn()
+    entry = make_entry(model, {"4": 4, "16": 4})
+    path = save_checkpoint(tmp_path / "entry.safetensors", entry)
+    loaded = build_entry()
+    load_checkpoint(path, model=loaded)
+    x = np.random.default_rng(4).normal(size=(2, 3, 32, 32)).astype(np.float32)
+    with no_grad():
+        np.testing.assert_array_equal(loaded(Tensor(x)).numpy(), entry(Tensor(x)).numpy())
+    state = {k: v for k, v in loaded.state_dict().items()}
+    reference = model.state_dict()
+    assert check_architecture(state, reference, folded_batchnorms(model)) == []
+    assert folded_batchnorms(model) == {"1", "5", "9", "13"}
+    assert "1.weight is missing" in check_architecture(state, reference), "folding is allowed only where it may be"
+    lying = {**state, "4.weight_shape": np.array([64, 16, 3, 3])}
+    assert check_architecture(lying, reference, folded_batchnorms(model)) == [
+        "4.weight has shape (64, 16, 3, 3), the milestone's is (64, 32, 3, 3)"]
+
+
+def test_bad_input_is_a_clear_error():
+    entry = make_entry(trained_like_cnn())
+    with pytest.raises(ValueError, match=r"expected a 4-D input \(N, 3, H, W\), got shape \(1, 4, 32, 32\)"):
+        entry[0].run(np.zeros((1, 4, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="no conv or linear layer named 7"):
+        make_entry(trained_like_cnn(), {"7": 4})
+    with pytest.raises(ValueError, match="bits must be 2 to 8"):
+        EntryConv2d(3, 4, (3, 3), bits=9)
+
+
+def test_quick_run_meets_its_bars(tmp_path):
+    data = tmp_path / "data"
+    write_colour_cifar10(data)
+    out = tmp_path / "out"
+    done = run_milestone("olympics", "--quick", "--out", str(out), "--cifar-checkpoint",
+                         str(tmp_path / "ck" / "cifar10" / "cifar10_best.safetensors"), data_folder=data)
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = done.stdout
+    assert "Milestone olympics: MLPerf-style Torch Olympics: a validated entry (2018)" in printed
+    for what in ("CIFAR-10 closed-division submission validated", "bytes of state, float32 / entry",
+                 "p90 batch-1 latency, float32 / entry", "test accuracy, entry / float32",
+                 "TinyGPT submission with the KV cache validated"):
+        assert f"measured: {what}" in printed, what
+    assert "ok   rules: architecture: the milestone's, weight for weight" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["cifar10"]["validated"] and results["tinygpt"]["validated"]
+    assert results["cifar10"]["bytes_ratio"] >= 4.0 and results["cifar10"]["bits"]
+    manifest = json.loads((out / "cifar10-closed" / "manifest.json").read_text())
+    assert manifest["model"]["builder"] == "milestones/olympics_cnn.py:build_entry"
+    assert (out / "tinygpt" / "manifest.json").is_file()
