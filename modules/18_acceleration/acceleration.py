@@ -263,7 +263,7 @@ test_unit_blocked_matmul_numpy()
 # | `layer_norm(x, weight, bias, eps)` (last axis) | module 13's `layer_norm` | y, x_hat, rstd |
 # | `cross_entropy(logits, target, reduction)` ((N, C) logits) | module 04's `cross_entropy` | loss, log_probs |
 # | `max_pool2d_2x2(x)` (kernel 2, stride 2) | module 09's `max_pool2d` | y, winner tap 0..3 |
-# | `adam_update(param, grad, m, v, step, ...)` | module 06's `Adam` / `AdamW` | (in place) |
+# | `adam_update(param, grad, m, v, step, ...)` (numba only) | module 06's `Adam` / `AdamW` | (in place) |
 # | `batch_norm_relu(x, weight, bias, eps)` (training statistics) | this module | y, x_hat, inv_std |
 #
 # `_normal_tail_pieces` is module 02's A&S 7.1.26 on arrays; it also returns the pieces that the
@@ -476,8 +476,10 @@ test_unit_fused_forward_numpy()
 # $$T'(z) = \tfrac12 e^{-z^2/2}\left(-p\,t^2 \left(P(t) + t P'(t)\right) - z\, t P(t)\right), \qquad
 #   y' = \begin{cases} 1 - T - x\,T'(z) & x \ge 0 \\ T - x\,T'(z) & x < 0. \end{cases}$$
 #
-# The Adam update has no backward; its kernel is the whole update, in place, in the order of
-# module 06 (weight decay, the two moments, the bias-corrected step).
+# The Adam update has no backward, and no NumPy kernel here: module 06 already writes it as
+# in-place NumPy passes over one scratch array, which is what a NumPy kernel would be. Its
+# compiled kernel (Step 7) does the whole update in one pass, in module 06's order (weight decay,
+# the two moments, the bias-corrected step).
 
 # %%
 #| export
@@ -614,34 +616,6 @@ def batch_norm_relu_backward_numpy(grad, out, x_hat, inv_std, weight):
     ### END SOLUTION
 
 
-def adam_update_numpy(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """One Adam (decoupled=False) or AdamW (True) step on `param`, in place, as module 06.
-
-    TODO: weight decay (decoupled: param *= 1 - lr wd; else grad + wd param); m = b1 m + (1 - b1) g;
-          v = b2 v + (1 - b2) g^2; param -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
-    HINT: one scratch array (`work`) for g^2 and then the denominator, as module 06 does.
-    """
-    ### BEGIN SOLUTION
-    if weight_decay != 0:
-        if decoupled:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
-    work = np.multiply(grad, 1 - beta1)
-    exp_avg *= beta1
-    exp_avg += work
-    np.multiply(grad, grad, out=work)
-    work *= 1 - beta2
-    exp_avg_sq *= beta2
-    exp_avg_sq += work
-    np.sqrt(exp_avg_sq, out=work)
-    work /= math.sqrt(1 - beta2 ** step)
-    work += eps
-    np.divide(exp_avg, work, out=work)
-    work *= lr / (1 - beta1 ** step)
-    param -= work
-    ### END SOLUTION
-
 # %%
 def test_unit_fused_backward_numpy():
     from tinytorch.core.autograd import numerical_gradient
@@ -694,7 +668,6 @@ NUMPY_KERNELS = {
     "max_pool2d_2x2_backward": max_pool2d_2x2_backward_numpy,
     "batch_norm_relu": batch_norm_relu_numpy,
     "batch_norm_relu_backward": batch_norm_relu_backward_numpy,
-    "adam_update": adam_update_numpy,
     "blocked_matmul": blocked_matmul_numpy,
 }
 for _name, _function in NUMPY_KERNELS.items():
@@ -1166,13 +1139,16 @@ def batch_norm_relu_backward_numba(grad, out, x_hat, inv_std, weight):
 
 def adam_update_numba(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     arrays = (param, grad, exp_avg, exp_avg_sq)
-    if not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
-        return adam_update_numpy(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled)
-    flat = [a.reshape(-1) for a in arrays]  # views: the compiled loop writes into the originals
+    contiguous = all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays)
+    # views of the originals (the compiled loop writes into them), or contiguous copies written back
+    flat = [(a if contiguous else np.ascontiguousarray(a, dtype=param.dtype)).reshape(-1) for a in arrays]
     shrink, l2 = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
     settings = np.array([shrink, l2, beta1, 1 - beta1, beta2, 1 - beta2, eps, lr / (1 - beta1 ** step),
                          math.sqrt(1 - beta2 ** step)], dtype=param.dtype)
     _adam_flat(*flat, settings)
+    if not contiguous:
+        for original, updated in ((param, flat[0]), (exp_avg, flat[2]), (exp_avg_sq, flat[3])):
+            np.copyto(original, updated.reshape(original.shape))
 
 
 def blocked_matmul_numba(a, b, tile=64):

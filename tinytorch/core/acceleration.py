@@ -18,7 +18,6 @@ __all__ = [
     "cross_entropy_backward_numpy",
     "max_pool2d_2x2_backward_numpy",
     "batch_norm_relu_backward_numpy",
-    "adam_update_numpy",
     "NUMPY_KERNELS",
     "gelu_numba",
     "gelu_backward_numba",
@@ -328,29 +327,6 @@ def batch_norm_relu_backward_numpy(grad, out, x_hat, inv_std, weight):
     return grad_x.reshape(grad.shape), sum_gx, sum_g
 
 
-def adam_update_numpy(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """One Adam (decoupled=False) or AdamW (True) step on `param`, in place, as module 06.
-    """
-    if weight_decay != 0:
-        if decoupled:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
-    work = np.multiply(grad, 1 - beta1)
-    exp_avg *= beta1
-    exp_avg += work
-    np.multiply(grad, grad, out=work)
-    work *= 1 - beta2
-    exp_avg_sq *= beta2
-    exp_avg_sq += work
-    np.sqrt(exp_avg_sq, out=work)
-    work /= math.sqrt(1 - beta2 ** step)
-    work += eps
-    np.divide(exp_avg, work, out=work)
-    work *= lr / (1 - beta1 ** step)
-    param -= work
-
-
 NUMPY_KERNELS = {
     "linear": linear_numpy,
     "linear_backward": linear_backward_numpy,
@@ -365,7 +341,6 @@ NUMPY_KERNELS = {
     "max_pool2d_2x2_backward": max_pool2d_2x2_backward_numpy,
     "batch_norm_relu": batch_norm_relu_numpy,
     "batch_norm_relu_backward": batch_norm_relu_backward_numpy,
-    "adam_update": adam_update_numpy,
     "blocked_matmul": blocked_matmul_numpy,
 }
 for _name, _function in NUMPY_KERNELS.items():
@@ -749,13 +724,16 @@ def batch_norm_relu_backward_numba(grad, out, x_hat, inv_std, weight):
 
 def adam_update_numba(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     arrays = (param, grad, exp_avg, exp_avg_sq)
-    if not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
-        return adam_update_numpy(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled)
-    flat = [a.reshape(-1) for a in arrays]  # views: the compiled loop writes into the originals
+    contiguous = all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays)
+    # views of the originals (the compiled loop writes into them), or contiguous copies written back
+    flat = [(a if contiguous else np.ascontiguousarray(a, dtype=param.dtype)).reshape(-1) for a in arrays]
     shrink, l2 = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
     settings = np.array([shrink, l2, beta1, 1 - beta1, beta2, 1 - beta2, eps, lr / (1 - beta1 ** step),
                          math.sqrt(1 - beta2 ** step)], dtype=param.dtype)
     _adam_flat(*flat, settings)
+    if not contiguous:
+        for original, updated in ((param, flat[0]), (exp_avg, flat[2]), (exp_avg_sq, flat[3])):
+            np.copyto(original, updated.reshape(original.shape))
 
 
 def blocked_matmul_numba(a, b, tile=64):
