@@ -8,6 +8,7 @@ Each candidate is timed alone in processes of its own (benchmarks/_timing.py). W
   mlp-step     784-256-128-10 ReLU MLP, batch 128, cross-entropy, Adam   (goal <= 0.7x PyTorch)
   mlp-infer    the same MLP, one image, no_grad                          (goal <= 0.5x)
   cnn-step     the CIFAR-10 milestone's CNN, batch 64, SGD               (goal <= 1.5x)
+               (with numba, also with BatchNorm2d + ReLU fused: module 18's fuse_batchnorm_relu)
   gpt-step     module 13's GPT (tinygpt config), AdamW + clipping        (goal <= 1.2x)
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_backends.py [--only mlp-step,gpt-step]
@@ -80,10 +81,15 @@ def mlp_infer(torch, backend):
     return on_backend(tinytorch_infer, backend), torch_infer
 
 
-def cnn_step(torch, backend):
+def cnn_step(torch, backend, fuse=False):
     with use_backend(backend):  # the first-step loss check runs on the backend too
-        candidates, _ = bench_cnn_step.training_step_candidates(torch, 64)
+        candidates, _ = bench_cnn_step.training_step_candidates(torch, 64, fuse=fuse)
     return on_backend(candidates["tinytorch"], backend), candidates["pytorch"]
+
+
+def fused_cnn_step(torch, backend):
+    """The CNN step with BatchNorm2d + ReLU fused (module 18's BatchNormReLU2d): a numba kernel does both."""
+    return cnn_step(torch, backend, fuse=True)
 
 
 def gpt_step(torch, backend):
@@ -121,6 +127,8 @@ def main(argv=None) -> int:
         for backend in backends:
             ours, theirs = build(torch, backend)
             candidates["tinytorch" if backend is None else f"tinytorch+{backend}"] = ours
+            if name == "cnn-step" and backend == "numba":
+                candidates["tinytorch+numba, BN+ReLU fused"] = fused_cnn_step(torch, backend)[0]
         candidates["pytorch"] = theirs
         results = compare(candidates, repeats=repeats, warmup=warmup, rounds=args.rounds)
         ratio = print_table(results, baseline="pytorch", title=f"{name} (load {os.getloadavg()[0]:.1f})")

@@ -107,14 +107,21 @@ def torch_cifar_cnn(torch, ours):
     return model
 
 
-def training_step_candidates(torch, batch):
-    """One SGD training step of the CIFAR CNN in both frameworks, from the same weights and batch."""
+def training_step_candidates(torch, batch, fuse=False):
+    """One SGD training step of the CIFAR CNN in both frameworks, from the same weights and batch.
+
+    fuse=True first rewrites TinyTorch's BatchNorm2d + ReLU pairs as module 18's BatchNormReLU2d.
+    """
     rng = np.random.default_rng(1)
     images = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
     manual_seed(0)
     ours = build_cifar_cnn()
     theirs = torch_cifar_cnn(torch, ours)
+    if fuse:  # after the twin is made: the fused model keeps the same state under the same names
+        from tinytorch.core.acceleration import fuse_batchnorm_relu
+
+        fuse_batchnorm_relu(ours)
     our_optimizer = SGD(ours.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, nesterov=True)
     their_optimizer = torch.optim.SGD(theirs.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM,
                                       weight_decay=WEIGHT_DECAY, nesterov=True)

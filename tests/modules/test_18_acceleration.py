@@ -6,6 +6,9 @@ is checked three ways: its forward against the composed reference of the earlier
 gradient by central differences in float64 with a random cotangent, and against PyTorch.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,7 @@ from tinytorch.core.tensor import (
     Tensor,
     backend_kernel,
     get_backend,
+    manual_seed,
     set_backend,
     use_backend,
 )
@@ -28,6 +32,8 @@ from tinytorch.core.transformer import layer_norm, layer_norm_composed
 NUMBA_MISSING = "numba is not installed: pip install 'tinytorch[accel]' (numba>=0.60) to test the compiled backend"
 BACKENDS = ["numpy", pytest.param("numba", marks=[pytest.mark.accel,
                                                   pytest.mark.skipif(not acceleration.NUMBA_AVAILABLE, reason=NUMBA_MISSING)])]
+NUMBA_ONLY = BACKENDS[1:]  # the kernels that only the compiled backend has (Adam, BatchNorm + ReLU)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def f64(array, requires_grad=False):
@@ -36,6 +42,11 @@ def f64(array, requires_grad=False):
 
 def kernels(backend):
     return acceleration.NUMBA_KERNELS if backend == "numba" else acceleration.NUMPY_KERNELS
+
+
+def kernel(backend, name):
+    """The backend's kernel `name`; for one the NumPy backend leaves out (slower there), its NumPy reference."""
+    return kernels(backend).get(name) or getattr(acceleration, f"{name}_numpy")
 
 
 # ---- the seam ---------------------------------------------------------------------------------
@@ -250,9 +261,9 @@ def test_fused_max_pool_equals_module_09_and_passes_gradcheck(backend):
         out.backward(np.ones(out.shape))
         np.testing.assert_array_equal(t.grad.numpy(), reference_input.grad.numpy())
         gradcheck(lambda a: max_pool2d(a, 2), rng.standard_normal((1, 2, 4, 4)), rng=rng)
-    pooled, winner = kernels(backend)["max_pool2d_2x2"](x)
+    pooled, winner = kernel(backend, "max_pool2d_2x2")(x)
     assert winner[0, 0, 0, 0] == 0, "ties go to the first tap"
-    np.testing.assert_array_equal(kernels(backend)["max_pool2d_2x2_backward"](np.ones(pooled.shape), winner),
+    np.testing.assert_array_equal(kernel(backend, "max_pool2d_2x2_backward")(np.ones(pooled.shape), winner),
                                   reference_input.grad.numpy())
 
 
@@ -269,13 +280,18 @@ def _bn_relu_composed(x, w, b):
     return relu(batch_norm(x, None, None, w, b, training=True))
 
 
+def bn_relu_kernels(backend):
+    return kernel(backend, "batch_norm_relu"), kernel(backend, "batch_norm_relu_backward")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_batch_norm_relu_equals_composed_with_numerical_gradients(backend):
     rng = np.random.default_rng(10)
     x, w, b = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(2), rng.standard_normal(2) * 0.5
-    forward, backward = kernels(backend)["batch_norm_relu"], kernels(backend)["batch_norm_relu_backward"]
-    out, x_hat, inv_std = forward(x, w, b, 1e-5)
+    forward, backward = bn_relu_kernels(backend)
+    out, x_hat, inv_std, mean = forward(x, w, b, 1e-5)
     np.testing.assert_allclose(out, _bn_relu_composed(f64(x), f64(w), f64(b)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), atol=1e-12)
     cotangent = rng.standard_normal(x.shape)
     grads = backward(cotangent, out, x_hat, inv_std, w)
     expected = numerical_gradient(lambda a, c, d: np.sum(forward(a, c, d, 1e-5)[0] * cotangent), [x, w, b])
@@ -291,17 +307,81 @@ def test_fused_batch_norm_relu_matches_torch(backend, torch):
     tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
     expected = torch.relu(torch.nn.functional.batch_norm(tx, None, None, tw, tb, training=True))
     expected.backward(torch.from_numpy(cotangent))
-    out, x_hat, inv_std = kernels(backend)["batch_norm_relu"](x, w, b, 1e-5)
-    grads = kernels(backend)["batch_norm_relu_backward"](cotangent, out, x_hat, inv_std, w)
+    forward, backward = bn_relu_kernels(backend)
+    out, x_hat, inv_std, _ = forward(x, w, b, 1e-5)
+    grads = backward(cotangent, out, x_hat, inv_std, w)
     np.testing.assert_allclose(out, expected.detach().numpy(), atol=1e-5)
     for mine, theirs in zip(grads, (tx, tw, tb)):
         np.testing.assert_allclose(mine, theirs.grad.numpy(), atol=1e-4)
 
 
+def trained_bn_cnn(seed=0):
+    manual_seed(seed)
+    sys.path.insert(0, str(ROOT / "milestones"))
+    from cifar10_model import build_cifar_cnn
+
+    return build_cifar_cnn()
+
+
+@pytest.mark.parametrize("backend", [None, *BACKENDS])
+def test_a_fused_cnn_trains_like_the_unfused_one(backend):
+    """fuse_batchnorm_relu keeps the state's names; two SGD steps give the same losses, weights and statistics."""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import SGD
+
+    rng = np.random.default_rng(14)
+    x = Tensor(rng.standard_normal((6, 3, 32, 32)).astype(np.float32))
+    y = Tensor(rng.integers(0, 10, 6))
+    results = []
+    for fuse in (False, True):
+        model = trained_bn_cnn()
+        names = list(model.state_dict())
+        if fuse:
+            model, pairs = acceleration.fuse_batchnorm_relu(model)
+            assert pairs == 4 and list(model.state_dict()) == names
+            assert sum(isinstance(m, acceleration.BatchNormReLU2d) for m in model.modules()) == 4
+        optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+        losses = []
+        with use_backend(backend if fuse else None):
+            for _ in range(2):
+                loss = CrossEntropyLoss()(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+        model.eval()
+        results.append((losses, model.state_dict(), model(x).numpy()))
+    (losses, state, outputs), (fused_losses, fused_state, fused_outputs) = results
+    np.testing.assert_allclose(fused_losses, losses, rtol=1e-5)
+    for name, array in state.items():
+        np.testing.assert_allclose(fused_state[name], array, rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(fused_outputs, outputs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", NUMBA_ONLY)
+def test_the_fused_op_gradient_by_numerical_check(backend):
+    rng = np.random.default_rng(15)
+    x, w, b = (f64(rng.standard_normal(s), requires_grad=True) for s in ((3, 2, 4, 4), (2,), (2,)))
+    cotangent = rng.standard_normal(x.shape)
+    with use_backend(backend):
+        out = acceleration.batch_norm_relu(x, None, None, w, b, training=True)
+        assert out._op == "batch_norm_relu", "the fused kernel ran"
+        (out * Tensor(cotangent, dtype=np.float64)).sum().backward()
+    expected = numerical_gradient(
+        lambda a, c, d: np.sum(acceleration.batch_norm_relu_numpy(a, c, d, 1e-5)[0] * cotangent), [x.data, w.data, b.data])
+    for tensor, want in zip((x, w, b), expected):
+        np.testing.assert_allclose(tensor.grad, want, atol=1e-6)
+
+
+def test_the_numpy_backend_runs_batch_norm_relu_composed():
+    x = Tensor(np.random.default_rng(16).standard_normal((4, 2, 3, 3)).astype(np.float32))
+    bn = acceleration.BatchNormReLU2d(2)
+    with use_backend("numpy"):
+        out = bn(x)
+    assert out._op != "batch_norm_relu" and np.all(out.numpy() >= 0)
+
+
 # ---- the Adam / AdamW update --------------------------------------------------------------------
-NUMBA_ONLY = [p for p in BACKENDS if not isinstance(p, str)]  # the Adam update has a compiled kernel only
-
-
 def test_the_numpy_backend_leaves_adam_to_module_06():
     assert "adam_update" not in acceleration.NUMPY_KERNELS
     with use_backend("numpy"):

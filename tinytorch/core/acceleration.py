@@ -36,15 +36,34 @@ __all__ = [
     "linear_flops",
     "fused_elementwise_flops",
     "backends",
+    "batch_norm_relu",
+    "batch_norm_relu_backward",
+    "BatchNormReLU2d",
+    "fuse_batchnorm_relu",
 ]
 
 import math
 
 import numpy as np
 
-from tinytorch.core.activations import _ERFC_A, _ERFC_P, GELU_TANH_CUBIC, SQRT_2_OVER_PI
+from tinytorch.core.activations import (
+    _ERFC_A,
+    _ERFC_P,
+    GELU_TANH_CUBIC,
+    SQRT_2_OVER_PI,
+    relu,
+)
+from tinytorch.core.layers import Identity, ReLU, Sequential
 from tinytorch.core.profiling import register_flops
-from tinytorch.core.tensor import available_backends, register_kernel
+from tinytorch.core.spatial import BatchNorm2d, batch_norm
+from tinytorch.core.tensor import (
+    Tensor,
+    as_tensor,
+    available_backends,
+    backend_kernel,
+    register_backward,
+    register_kernel,
+)
 
 try:  # the optional `accel` extra; without it the NumPy kernels are the only backend
     import numba
@@ -217,7 +236,7 @@ def max_pool2d_2x2_numpy(x):
 
 
 def batch_norm_relu_numpy(x, weight, bias, eps):
-    """relu(batch_norm(x)) with the batch's statistics over (N, C, ...): (y, x_hat, inv_std).
+    """relu(batch_norm(x)) with the batch's statistics over (N, C, ...): (y, x_hat, inv_std, mean).
     """
     N, C = x.shape[:2]
     x3 = x.reshape(N, C, -1)
@@ -228,7 +247,7 @@ def batch_norm_relu_numpy(x, weight, bias, eps):
     out = x_hat * weight[:, None]
     out += bias[:, None]
     np.maximum(out, 0, out=out)
-    return out.reshape(x.shape), x_hat.reshape(x.shape), inv_std
+    return out.reshape(x.shape), x_hat.reshape(x.shape), inv_std, mean
 
 
 def gelu_backward_numpy(grad, x, approximate="none"):
@@ -337,10 +356,6 @@ NUMPY_KERNELS = {
     "layer_norm_backward": layer_norm_backward_numpy,
     "cross_entropy": cross_entropy_numpy,
     "cross_entropy_backward": cross_entropy_backward_numpy,
-    "max_pool2d_2x2": max_pool2d_2x2_numpy,
-    "max_pool2d_2x2_backward": max_pool2d_2x2_backward_numpy,
-    "batch_norm_relu": batch_norm_relu_numpy,
-    "batch_norm_relu_backward": batch_norm_relu_backward_numpy,
     "blocked_matmul": blocked_matmul_numpy,
 }
 for _name, _function in NUMPY_KERNELS.items():
@@ -517,7 +532,7 @@ def _max_pool_2x2_backward_planes(grad, winner, grad_x):
 
 
 @_compiled
-def _batch_norm_relu_channels(x, weight, bias, eps, out, x_hat, inv_std):
+def _batch_norm_relu_channels(x, weight, bias, eps, out, x_hat, inv_std, means):
     """x (N, C, L): per channel mean and variance over (N, L), x_hat, out = max(0, w x_hat + b).
     """
     N, C, L = x.shape
@@ -528,6 +543,7 @@ def _batch_norm_relu_channels(x, weight, bias, eps, out, x_hat, inv_std):
             for j in range(L):
                 mean += x[n, c, j]
         mean /= count
+        means[c] = mean
         variance = 0.0
         for n in range(N):
             for j in range(L):
@@ -705,10 +721,10 @@ def batch_norm_relu_numba(x, weight, bias, eps):
     N, C = x.shape[:2]
     x3 = np.ascontiguousarray(x).reshape(N, C, -1)
     out, x_hat = np.empty_like(x3), np.empty_like(x3)
-    inv_std = np.empty(C, dtype=x.dtype)
+    inv_std, mean = np.empty(C, dtype=x.dtype), np.empty(C, dtype=x.dtype)
     _batch_norm_relu_channels(x3, np.ascontiguousarray(weight, dtype=x.dtype), np.ascontiguousarray(bias, dtype=x.dtype),
-                              float(eps), out, x_hat, inv_std)
-    return out.reshape(x.shape), x_hat.reshape(x.shape), inv_std
+                              float(eps), out, x_hat, inv_std, mean)
+    return out.reshape(x.shape), x_hat.reshape(x.shape), inv_std, mean
 
 
 def batch_norm_relu_backward_numba(grad, out, x_hat, inv_std, weight):
@@ -782,3 +798,65 @@ def fused_elementwise_flops(inputs, output):
 def backends():
     """The kernel backends registered on this machine: "numpy" always, "numba" with the accel extra."""
     return available_backends()
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """relu(batch_norm(...)) with module 09's signature: one fused kernel in training mode when the backend has it."""
+    input = as_tensor(input)
+    fused = backend_kernel("batch_norm_relu") if training and weight is not None and bias is not None else None
+    count = input.data.size // input.shape[1] if input.ndim >= 2 and input.shape[1] else 0
+    channels = (input.shape[1],) if input.ndim >= 2 else None
+    shapes_fit = all(t is None or t.shape == channels for t in (running_mean, running_var, weight, bias))
+    if fused is None or count < 2 or not shapes_fit:
+        return relu(batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps))
+    out, x_hat, inv_std, mean = fused(input.data, weight.data, bias.data, eps)
+    if running_mean is not None:
+        running_mean.data *= 1 - momentum
+        running_mean.data += momentum * mean.astype(running_mean.dtype)
+    if running_var is not None:  # the unbiased batch variance, as module 09: var = 1 / inv_std^2 - eps
+        variance = 1.0 / inv_std.astype(np.float64) ** 2 - eps
+        running_var.data *= 1 - momentum
+        running_var.data += (momentum * variance * count / (count - 1)).astype(running_var.dtype)
+    return Tensor.from_op(out, "batch_norm_relu", (input, weight, bias), x_hat=x_hat, inv_std=inv_std,
+                          backward=backend_kernel("batch_norm_relu_backward"))
+
+
+@register_backward("batch_norm_relu")
+def batch_norm_relu_backward(grad, out):
+    """Gradients of (input, weight, bias) from the backend's backward kernel."""
+    saved = out._saved
+    return saved["backward"](grad, out.data, saved["x_hat"], saved["inv_std"], out._inputs[1].data)
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """BatchNorm2d then ReLU as one layer (module 09's state and arguments; `batch_norm_relu` runs it)."""
+
+    def forward(self, x):
+        return batch_norm_relu(*self.batch_norm_arguments(x))
+
+    @classmethod
+    def from_batchnorm(cls, bn):
+        """A fused layer that shares `bn`'s parameters and buffers (training one trains the other)."""
+        fused = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
+                    dtype=bn.running_mean.dtype if bn.running_mean is not None else bn.weight.dtype)
+        if bn.affine:
+            fused.weight, fused.bias = bn.weight, bn.bias
+        if bn.track_running_stats:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                fused.register_buffer(name, getattr(bn, name))
+        fused.train(bn.training)
+        return fused
+
+
+def fuse_batchnorm_relu(model):
+    """Replace, in place, each BatchNorm2d that a ReLU follows in a Sequential by a BatchNormReLU2d (the ReLU by an
+    Identity); returns the model and the number of pairs fused. State dict names do not change."""
+    pairs = 0
+    for module in list(model.modules()):
+        if isinstance(module, Sequential):
+            for index in range(len(module) - 1):
+                if type(module[index]) is BatchNorm2d and isinstance(module[index + 1], ReLU):
+                    module[index] = BatchNormReLU2d.from_batchnorm(module[index])
+                    module[index + 1] = Identity()
+                    pairs += 1
+    return model, pairs

@@ -579,6 +579,10 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         """Normalise x (N, C, H, W): batch statistics in training, running statistics in eval."""
+        return batch_norm(*self.batch_norm_arguments(x))
+
+    def batch_norm_arguments(self, x):
+        """batch_norm's arguments for input x in the layer's mode; counts the batch when training."""
         x = as_tensor(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(
@@ -593,8 +597,7 @@ class BatchNorm2d(Module):
                 momentum = 1.0 / float(self.num_batches_tracked.data)
         running_mean = self.running_mean if not self.training or self.track_running_stats else None
         running_var = self.running_var if not self.training or self.track_running_stats else None
-        return batch_norm(x, running_mean, running_var, self.weight, self.bias,
-                          use_batch_statistics, momentum, self.eps)
+        return x, running_mean, running_var, self.weight, self.bias, use_batch_statistics, momentum, self.eps
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
