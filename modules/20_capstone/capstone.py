@@ -1165,8 +1165,8 @@ test_unit_ranking()
 # inference path (NumPy arrays, memoized im2col buffers, ReLU after the pool). Two measured
 # choices shape it. int8 alone cannot reach 4x fewer bytes: the codes are exactly 4x and the
 # scales and biases cost the rest (3.978x here), so one layer gets 4-bit codes, two per byte,
-# chosen on 2,000 held-out validation images (the smallest layer that loses at most 0.5 points:
-# the second convolution, 4.121x). And the activations stay float32: quantizing every layer's
+# chosen on 2,000 held-out validation images (the set with the fewest codes that reaches 4x and
+# loses at most 0.5 points: the second convolution alone, 4.121x). And the activations stay float32: quantizing every layer's
 # input only adds work at batch 1 without int8 matrix instructions. One run here (2 cores,
 # OPENBLAS_NUM_THREADS=1, 98 s in all): validated; 254,672 bytes of state against 1,049,544
 # (4.121x); accuracy 80.49% against 80.59% (99.88%); SingleStream p90 0.786 ms against the float32
