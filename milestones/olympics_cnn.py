@@ -37,24 +37,12 @@ from cifar10_model import (
 )
 
 from tinytorch.core.layers import Flatten, Identity, Linear, Module, ReLU, Sequential
-from tinytorch.core.quantization import fold_batchnorm
+from tinytorch.core.quantization import fold_batchnorm, quantize_array, weight_qparams
 from tinytorch.core.spatial import Conv2d, MaxPool2d, conv_output_size
 from tinytorch.core.tensor import Tensor, as_tensor
 
 TILE_VALUES = 2**18  # float32 values of one converted weight tile: 256 KiB, which stays in the cache
 PACKED_BITS = 4  # codes of at most this many bits are stored two per byte
-
-
-def symmetric_codes(weight, bits):
-    """(int8 codes, float32 scale per output channel): w ~ scale * code, code in [-(2^(b-1)-1), 2^(b-1)-1]."""
-    if not 2 <= bits <= 8:
-        raise ValueError(f"symmetric_codes: bits must be 2 to 8, got {bits}")
-    weight = np.asarray(weight, np.float64)
-    qmax = 2 ** (bits - 1) - 1
-    largest = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1)
-    scale = np.where(largest > 0, largest / qmax, 1.0)
-    codes = np.clip(np.rint(weight / scale.reshape(-1, *([1] * (weight.ndim - 1)))), -qmax, qmax)
-    return codes.astype(np.int8), scale.astype(np.float32)
 
 
 def pack_nibbles(codes):
@@ -115,7 +103,8 @@ class WeightCodes(Module):
         weight = np.asarray(weight)
         if weight.shape != self.weight_shape_:
             raise ValueError(f"{type(self).__name__}: weight of shape {weight.shape}, expected {self.weight_shape_}")
-        codes, scale = symmetric_codes(weight, self.bits)
+        scale, zero_point = weight_qparams(weight, per_channel=True, bits=self.bits)  # module 15: symmetric, zero 0
+        codes = quantize_array(weight, scale, zero_point, self.bits, symmetric=True, axis=0)
         self.weight.data = pack_nibbles(codes.reshape(codes.shape[0], -1)) if self.bits <= PACKED_BITS else codes
         self.weight_scale.data = scale
         self.bias.data = np.zeros(weight.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)

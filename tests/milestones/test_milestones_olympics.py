@@ -26,7 +26,6 @@ from olympics_cnn import (
     build_entry,
     make_entry,
     pack_nibbles,
-    symmetric_codes,
     unpack_nibbles,
 )
 
@@ -73,13 +72,15 @@ def test_packed_codes_round_trip(k):
         pack_nibbles(np.array([[9]], np.int8))
 
 
-def test_symmetric_codes_bound_the_error_by_half_a_step():
-    weight = np.random.default_rng(1).normal(size=(6, 3, 3, 3)).astype(np.float32)
-    for bits in (8, 4):
-        codes, scale = symmetric_codes(weight, bits)
-        assert np.abs(codes).max() <= 2 ** (bits - 1) - 1
-        error = np.abs(codes * scale[:, None, None, None] - weight)
-        assert np.all(error <= scale[:, None, None, None] / 2 + 1e-6)
+@pytest.mark.parametrize("bits", [8, 4])
+def test_the_codes_are_within_half_a_step_of_the_folded_weights(bits):
+    model = trained_like_cnn()
+    entry, folded = make_entry(model, {name: bits for name in ("0", "4", "8", "12", "16")}), fold_batchnorm(model)
+    for (_, layer), (_, coded) in zip(folded.named_children(), entry.named_children()):
+        if isinstance(coded, WeightCodes):
+            scale = coded.weight_scale.data.reshape(-1, *([1] * (layer.weight.data.ndim - 1)))
+            assert np.abs(coded.codes()).max() <= 2 ** (bits - 1) - 1
+            assert np.all(np.abs(coded.dequantized() - layer.weight.data) <= scale / 2 * (1 + 1e-5))
 
 
 @pytest.mark.parametrize("batch", [1, 3])
