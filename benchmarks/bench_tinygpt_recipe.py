@@ -6,8 +6,9 @@ recipe. The recipe is milestones/tinygpt.py's full setting (nanoGPT's CPU config
 batches of 12 random windows, AdamW (betas 0.9/0.99, weight decay 0.1 on 2-D weights), gradient
 clipping at 1.0, 100 warmup steps then a cosine from 1e-3 to 1e-4 over 4000 iterations. PyTorch
 trains the twin of benchmarks/bench_gpt_step.py from TinyTorch's initial weights, on the same
-batches (the milestone's get_batch with the same seed) and the same learning-rate schedule. Then
-both report the validation loss over the same 200 windows, and the seconds of the training loop.
+batches (the milestone's get_batch with the same seed) and the same learning-rate schedule;
+TinyTorch runs the milestone's own `train` loop (its interim evaluations off, as PyTorch has none).
+Then both report the validation loss over the same 200 windows, and the seconds of the training loop.
 
 Each framework trains in a process of its own (one after the other, never at the same time), so
 neither's thread pool spins while the other works; the thread counts come from the environment.
@@ -67,32 +68,26 @@ def schedule(settings):
 
 
 def run_tinytorch(settings, backend):
+    """The milestone's own training loop (milestones/tinygpt.py's train), without its interim evaluations."""
     import bench_gpt_step
-    from tinygpt import BETAS, GRAD_CLIP, WEIGHT_DECAY, evaluate, get_batch
+    from tinygpt import BETAS, WEIGHT_DECAY, evaluate, train
 
     import tinytorch.core.acceleration  # noqa: F401  (registers the backends)
-    from tinytorch.core.optimizers import AdamW, CosineWarmupLR, clip_grad_norm_
-    from tinytorch.core.tensor import Tensor, use_backend
+    from tinytorch.core.optimizers import AdamW, CosineWarmupLR
+    from tinytorch.core.tensor import use_backend
 
     train_ids, val_ids, vocab = recipe_data()
     model = bench_gpt_step.tinytorch_model()
     optimizer = AdamW(model.parameter_groups(WEIGHT_DECAY), lr=settings["lr"], betas=BETAS)
     scheduler = CosineWarmupLR(optimizer, warmup_steps=settings["warmup"], total_steps=settings["iters"],
                                min_lr=settings["min_lr"])
-    parameters, rng = list(model.parameters()), np.random.default_rng(SEED)
     with use_backend(backend):
         start = time.perf_counter()
-        for _ in range(settings["iters"]):
-            x, y = get_batch(train_ids, settings["block_size"], settings["batch_size"], rng)
-            _, loss = model(Tensor(x), Tensor(y))
-            optimizer.zero_grad()
-            loss.backward()
-            clip_grad_norm_(parameters, GRAD_CLIP)
-            optimizer.step()
-            scheduler.step()
+        history = train(model, optimizer, scheduler, train_ids, val_ids, {**settings, "eval_every": 0}, SEED,
+                        log=lambda line: None)
         seconds = time.perf_counter() - start
         val = evaluate(model, val_ids, settings["block_size"], settings["batch_size"], settings["eval_batches"], SEED + 1)
-    return {"seconds": seconds, "val_loss": val, "last_train_loss": loss.item(), "vocab": vocab}
+    return {"seconds": seconds, "val_loss": val, "last_train_loss": history[-1]["train_loss"], "vocab": vocab}
 
 
 def run_pytorch(settings):
@@ -109,9 +104,9 @@ def run_pytorch(settings):
               {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=settings["lr"], betas=BETAS)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(settings))
-    rng = np.random.default_rng(SEED)
+    rng, losses = np.random.default_rng(SEED), []
     start = time.perf_counter()
-    for _ in range(settings["iters"]):
+    for _ in range(settings["iters"]):  # milestones/tinygpt.py's train, in PyTorch
         x, y = get_batch(train_ids, settings["block_size"], settings["batch_size"], rng)
         _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
         optimizer.zero_grad(set_to_none=True)
@@ -119,6 +114,7 @@ def run_pytorch(settings):
         torch.nn.utils.clip_grad_norm_(parameters, GRAD_CLIP)
         optimizer.step()
         scheduler.step()
+        losses.append(loss.item())  # the milestone's loop reads every loss for its log
     seconds = time.perf_counter() - start
     eval_rng, total = np.random.default_rng(SEED + 1), 0.0
     model.eval()
@@ -126,7 +122,7 @@ def run_pytorch(settings):
         for _ in range(settings["eval_batches"]):
             x, y = get_batch(val_ids, settings["block_size"], settings["batch_size"], eval_rng)
             total += model(torch.from_numpy(x), torch.from_numpy(y))[1].item()
-    return {"seconds": seconds, "val_loss": total / settings["eval_batches"], "last_train_loss": loss.item(),
+    return {"seconds": seconds, "val_loss": total / settings["eval_batches"], "last_train_loss": losses[-1],
             "vocab": vocab, "torch": torch.__version__}
 
 
