@@ -1170,7 +1170,7 @@ test_unit_ranking()
 # input only adds work at batch 1 without int8 matrix instructions. One run here (2 cores,
 # OPENBLAS_NUM_THREADS=1, 98 s in all): validated; 254,672 bytes of state against 1,049,544
 # (4.121x); accuracy 80.49% against 80.59% (99.88%); SingleStream p90 0.786 ms against the float32
-# model's 1.429 ms (1.82x; 1.69x in another run), short of the milestone's 2x. The entry spends
+# model's 1.429 ms (1.82x; 1.69x and 1.67x in two other runs), short of the milestone's 2x. The entry spends
 # about 310 us of its batch-1 pass in BLAS products that no closed-division change can shrink
 # (25.5 MFLOP at about 85 GFLOP/s on one core), about 150 us gathering im2col columns and 70 us
 # pooling; 2x needs the rest of the pass under about 40 us.
