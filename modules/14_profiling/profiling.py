@@ -117,6 +117,7 @@
 #| export
 import contextlib
 import ctypes
+import gc
 import math
 import os
 import statistics
@@ -603,6 +604,12 @@ class Profiler:
     """Watch every op and layer: `with Profiler() as prof: model(x)`, then `prof.flops`, `print(prof.table())`.
 
     Entering the same profiler again adds to its profile. Profilers do not nest.
+
+    Python's cyclic garbage collector is off inside the block (as it was, afterwards): every
+    collection would walk the profiler's own growing list of events, and each pause would be
+    charged to whichever layer happened to trigger it. Measured on a GPT decoding with its KV
+    cache: one block's attention showed 3x the time of the three others, and the profile 22% more
+    time, until the collector was off. Reference counting still frees everything without cycles.
     """
 
     def __init__(self):
@@ -612,6 +619,7 @@ class Profiler:
         self._last = self._started = 0.0
         self._handles = ()
         self._summary = None
+        self._collecting = False  # whether the garbage collector was on when the block began
 
     # ---- installing and removing the two seams ------------------------------------------------
     def __enter__(self):
@@ -624,11 +632,15 @@ class Profiler:
             )
         self._handles = (register_module_forward_pre_hook(self._on_enter), register_module_forward_hook(self._on_exit))
         self._summary = None
+        self._collecting = gc.isenabled()
+        gc.disable()
         self._started = self._last = perf_counter()
         return self
 
     def __exit__(self, *exception):
         now = perf_counter()
+        if self._collecting:
+            gc.enable()
         set_op_observer(None)
         for handle in self._handles:
             handle.remove()

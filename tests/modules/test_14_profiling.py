@@ -422,3 +422,24 @@ def test_training_step_phases():
     assert times.total == pytest.approx(times.data + times.forward + times.backward + times.optimizer)
     assert all(p.grad is None for p in model.parameters()), "each step ends with zero_grad"
     assert "optimizer" in times.table() and "thread" in times.table()
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_garbage_collector_is_off_inside_a_profile_and_restored_after(collecting):
+    """Collections would walk the profiler's own event list and land on whichever layer triggered them."""
+    import gc
+
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        model = Sequential(Linear(4, 3), ReLU())
+        with Profiler() as prof:
+            assert not gc.isenabled()
+            model(Tensor(np.ones((2, 4), np.float32)))
+        assert gc.isenabled() == collecting
+        with pytest.raises(ValueError), Profiler():  # an exception inside the block restores it too
+            raise ValueError("inside")
+        assert gc.isenabled() == collecting
+        assert prof.total_time > 0
+    finally:
+        (gc.enable if was else gc.disable)()
