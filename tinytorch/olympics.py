@@ -241,6 +241,33 @@ def _builder_entry(builder, root):
     return {"builder": spec, "builder_sha256": sha256_file(builder_path)}
 
 
+def _copy_artifacts(out, checkpoint, baseline):
+    """Copy the model and baseline files into `out` byte for byte (a .safetensors or .npz checkpoint: load_state
+    reads either); returns their names there."""
+    model_file, baseline_file = "model" + (checkpoint.suffix or ".safetensors"), "baseline" + (baseline.suffix or ".safetensors")
+    write_atomic(out / model_file, checkpoint.read_bytes())
+    write_atomic(out / baseline_file, baseline.read_bytes())
+    return model_file, baseline_file
+
+
+def _write_manifest(out, event, submitter, builder, root, model_file, baseline_file, **fields):
+    """Write `out`'s manifest last: the header, every other file with its SHA-256, then `fields` (claims, settings)."""
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = {
+        "format": SUBMISSION_FORMAT,
+        "version": SUBMISSION_VERSION,
+        "event": event.name,
+        "division": event.division,
+        "submitter": submitter,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"file": model_file, **_builder_entry(builder, root)},
+        "baseline": {"file": baseline_file, "builder": event.builder},
+        "files": {name: sha256_file(out / name) for name in files},
+        **fields,
+    }
+    return write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
 def submit(event, checkpoint, out, builder=None, baseline=None, data=None, root=".", submitter="anonymous",
            description="", settings=None, test_images=None, generation=None):
     """Benchmark `checkpoint` (built by `builder`, default the event's) for `event`; write the submission to `out`.
@@ -272,36 +299,22 @@ def submit(event, checkpoint, out, builder=None, baseline=None, data=None, root=
     result = benchmark(system, inputs, labels, settings=settings, baseline_accuracy=baseline_accuracy.accuracy,
                        name=f"{event.name}: {submitter}")
     out.mkdir(parents=True, exist_ok=True)
-    # the artifact's bytes as they are (a .safetensors or .npz checkpoint: load_state reads either)
-    model_file, baseline_file = "model" + (checkpoint.suffix or ".safetensors"), "baseline" + (baseline.suffix or ".safetensors")
-    write_atomic(out / model_file, checkpoint.read_bytes())
-    write_atomic(out / baseline_file, baseline.read_bytes())
+    model_file, baseline_file = _copy_artifacts(out, checkpoint, baseline)
     _save_npy(out / "predictions.npy", result.accuracy.predictions)
     _save_npy(out / "baseline_predictions.npy", baseline_accuracy.predictions)
     write_logs(result, out / "logs")
     write_atomic(out / "system.json", json.dumps({"submitter": submitter, "description": description,
                                                   "environment": result.environment}, indent=2) + "\n")
     run = result.performance["SingleStream"]
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
-    manifest = {
-        "format": SUBMISSION_FORMAT,
-        "version": SUBMISSION_VERSION,
-        "event": event.name,
-        "division": event.division,
-        "submitter": submitter,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"file": model_file, **_builder_entry(builder, root)},
-        "baseline": {"file": baseline_file, "builder": event.builder},
-        "predictions": "predictions.npy",
-        "baseline_predictions": "baseline_predictions.npy",
-        "files": {name: sha256_file(out / name) for name in files},
-        "claims": {"accuracy": result.accuracy.accuracy, "baseline_accuracy": baseline_accuracy.accuracy,
-                   "samples": result.accuracy.samples, "p50_ms": run.p50_ms, "p90_ms": run.p90_ms,
-                   "p99_ms": run.p99_ms, "throughput": run.throughput, "state_bytes": result.size_bytes,
-                   "file_bytes": result.file_bytes, "valid": result.valid},
-        "settings": {k: v for k, v in settings.__dict__.items()},
-    }
-    return write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return _write_manifest(
+        out, event, submitter, builder, root, model_file, baseline_file,
+        predictions="predictions.npy", baseline_predictions="baseline_predictions.npy",
+        claims={"accuracy": result.accuracy.accuracy, "baseline_accuracy": baseline_accuracy.accuracy,
+                "samples": result.accuracy.samples, "p50_ms": run.p50_ms, "p90_ms": run.p90_ms,
+                "p99_ms": run.p99_ms, "throughput": run.throughput, "state_bytes": result.size_bytes,
+                "file_bytes": result.file_bytes, "valid": result.valid},
+        settings={k: v for k, v in settings.__dict__.items()},
+    )
 
 
 @dataclass(frozen=True)
@@ -692,31 +705,19 @@ def submit_generation(event, checkpoint, out, builder=None, baseline=None, root=
     speed = _speed(rates)
     environment = capture_environment()
     out.mkdir(parents=True, exist_ok=True)
-    model_file, baseline_file = "model" + (checkpoint.suffix or ".safetensors"), "baseline" + (baseline.suffix or ".safetensors")
-    write_atomic(out / model_file, checkpoint.read_bytes())
-    write_atomic(out / baseline_file, baseline.read_bytes())
+    model_file, baseline_file = _copy_artifacts(out, checkpoint, baseline)
     write_atomic(out / "system.json", json.dumps({"submitter": submitter, "description": description,
                                                   "environment": environment}, indent=2) + "\n")
     result = {"event": event.name, "prompts": prompts.tolist(), "tokens": {k: [t.tolist() for t in v] for k, v in tokens.items()},
               "identical_tokens": identical, "tokens_per_s_repeats": rates, **speed, "settings": asdict(generation)}
     (out / "logs").mkdir(exist_ok=True)
     write_atomic(out / "logs" / "result.json", json.dumps(result, indent=2) + "\n")
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
-    manifest = {
-        "format": SUBMISSION_FORMAT,
-        "version": SUBMISSION_VERSION,
-        "event": event.name,
-        "division": event.division,
-        "submitter": submitter,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"file": model_file, **_builder_entry(builder, root)},
-        "baseline": {"file": baseline_file, "builder": event.builder},
-        "files": {name: sha256_file(out / name) for name in files},
-        "claims": {**speed, "new_tokens": generation.new_tokens, "identical_tokens": identical,
-                   "state_bytes": state_bytes(models["submission"]), "file_bytes": checkpoint.stat().st_size},
-        "settings": asdict(generation),
-    }
-    return write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return _write_manifest(
+        out, event, submitter, builder, root, model_file, baseline_file,
+        claims={**speed, "new_tokens": generation.new_tokens, "identical_tokens": identical,
+                "state_bytes": state_bytes(models["submission"]), "file_bytes": checkpoint.stat().st_size},
+        settings=asdict(generation),
+    )
 
 
 def _show_prompt(prompt, vocabulary):
