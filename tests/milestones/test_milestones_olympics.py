@@ -29,6 +29,7 @@ from olympics_cnn import (
     unpack_nibbles,
 )
 
+from tinytorch.core.acceleration import NUMBA_AVAILABLE
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.benchmarking import state_bytes
 from tinytorch.core.quantization import fold_batchnorm
@@ -95,6 +96,52 @@ def test_the_entry_computes_its_dequantized_network(batch, bits):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     with no_grad():
         np.testing.assert_array_equal(entry(Tensor(x)).numpy(), got)  # the memoized buffers give the same answer
+
+
+NUMBA_MISSING = "numba is not installed: pip install 'tinytorch[accel]' to test the entry's compiled plan"
+
+
+@pytest.mark.accel
+@pytest.mark.skipif(not NUMBA_AVAILABLE, reason=NUMBA_MISSING)
+@pytest.mark.parametrize("batch", [1, 3, 5])
+@pytest.mark.parametrize("bits", [{}, {"0": 4, "4": 4, "12": 4, "16": 4}])
+def test_the_compiled_plan_gives_the_numpy_plans_outputs(batch, bits):
+    entry = make_entry(trained_like_cnn(), bits)
+    x = np.random.default_rng(batch).normal(size=(batch, 3, 32, 32)).astype(np.float32)
+    original = x.copy()
+    with no_grad():
+        entry.compiled = False
+        expected = entry(Tensor(x)).numpy()
+        entry.compiled = True
+        got = entry(Tensor(x)).numpy()
+        again = entry(Tensor(x)).numpy()
+    assert ((batch, 3, 32, 32), True) in entry._plans, "the compiled plan ran"
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_array_equal(again, got)  # the memoized columns give the same answer
+    np.testing.assert_array_equal(x, original)  # the caller's input is never written
+
+
+@pytest.mark.accel
+@pytest.mark.skipif(not NUMBA_AVAILABLE, reason=NUMBA_MISSING)
+def test_the_compiled_plan_keeps_other_layers_on_the_numpy_path():
+    """A 5x5 convolution and a pool before the flatten are not the compiled kernel's case: they still run, the same."""
+    from olympics_cnn import EntryCNN, EntryLinear
+
+    from tinytorch.core.layers import Flatten, Linear, ReLU
+    from tinytorch.core.spatial import Conv2d, MaxPool2d
+
+    manual_seed(1)
+    layers = [EntryConv2d.from_conv(Conv2d(3, 8, 3, padding=1)), ReLU(), MaxPool2d(2),
+              EntryConv2d.from_conv(Conv2d(8, 6, 5, padding=2), bits=4), ReLU(), MaxPool2d(2), Flatten(),
+              EntryLinear.from_linear(Linear(6 * 4 * 4, 5), bits=4)]
+    entry = EntryCNN(*layers).eval()
+    x = np.random.default_rng(0).normal(size=(2, 3, 16, 16)).astype(np.float32)
+    with no_grad():
+        entry.compiled = False
+        expected = entry(Tensor(x)).numpy()
+        entry.compiled = True
+        got = entry(Tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
 def test_int8_entry_is_close_to_float32_and_holds_no_float_weight():
