@@ -242,25 +242,23 @@ class WeightCodes(Module):
         k = columns.shape[0] - 1
         packed = self.bits <= PACKED_BITS
         pairs = packed and k % 2 == 0  # packed codes decode straight into the tile
-        out = np.empty((self.weight_shape_[0], m), np.float32)
-        scale = self.weight_scale.data[:, None]
         if compiled:
             codes = self.weight.data if packed else self.weight.data.reshape(self.weight_shape_[0], -1)
-            for rows, block in tiles:
-                _fill_tile(codes, packed, rows.start, block, k, self.weight_scale.data, bias_column, scale_codes)
-                np.matmul(block, columns, out=out[rows])
-            if not scale_codes:
-                out *= scale
-            return out
-        codes = self.weight.data if pairs else self.codes()
+        else:
+            codes = self.weight.data if pairs else self.codes()
+        out = np.empty((self.weight_shape_[0], m), np.float32)
+        scale = self.weight_scale.data[:, None]
         for rows, block in tiles:
-            if pairs:  # a table lookup per byte gives its two codes as float32
-                np.take(NIBBLE_PAIRS, codes[rows], axis=0, out=block[:, :-1].reshape(-1, k // 2, 2), mode="clip")
+            if compiled:  # codes, scale and bias column in one pass
+                _fill_tile(codes, packed, rows.start, block, k, self.weight_scale.data, bias_column, scale_codes)
             else:
-                np.copyto(block[:, :-1], codes[rows])  # int -> float32, exact
-            if scale_codes:
-                block[:, :-1] *= scale[rows]
-            block[:, -1] = bias_column[rows]
+                if pairs:  # a table lookup per byte gives its two codes as float32
+                    np.take(NIBBLE_PAIRS, codes[rows], axis=0, out=block[:, :-1].reshape(-1, k // 2, 2), mode="clip")
+                else:
+                    np.copyto(block[:, :-1], codes[rows])  # int -> float32, exact
+                if scale_codes:
+                    block[:, :-1] *= scale[rows]
+                block[:, -1] = bias_column[rows]
             np.matmul(block, columns, out=out[rows])
         if not scale_codes:
             out *= scale
