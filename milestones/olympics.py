@@ -214,10 +214,10 @@ def cifar_entry(milestone, args, checkpoint, out, settings, bars, rounds, mode):
     entry = make_entry(float_model, bits)
     milestone.step(f"entry: 4 bits for layers {sorted(bits) or 'none'}, int8 for the others; "
                    f"{state_bytes(float_model) / state_bytes(entry):.3f}x fewer bytes of state")
-    plan = ("the compiled plan (numba: im2col with ReLU and pooling in one pass, one-pass weight tiles)"
-            if entry.compiled else "the NumPy plan (numba is not installed; the compiled plan needs the accel extra: "
-            "pip install -e \".[accel]\")")
-    milestone.step(f"inference: {plan}")
+    plan = "the compiled plan" if entry.compiled else "the NumPy plan"
+    milestone.step(f"inference: {plan} " + (
+        "(numba: im2col with ReLU and pooling in one pass, one-pass weight tiles)" if entry.compiled else
+        '(numba is not installed; the compiled plan needs the accel extra: pip install -e ".[accel]")'))
     entry_path = save_checkpoint(out / "cifar10_entry.safetensors", entry)
     folder = out / "cifar10-closed"
     if folder.exists():
@@ -227,7 +227,7 @@ def cifar_entry(milestone, args, checkpoint, out, settings, bars, rounds, mode):
     submit("cifar10-closed", entry_path, folder, builder=ENTRY_BUILDER, baseline=checkpoint, data=args.data,
            root=ROOT, submitter="olympics milestone", settings=benchmark_settings, test_images=settings["test_images"],
            description="the cifar10 milestone's CNN: BatchNorm folded, weight-only int8 codes with 4-bit layers "
-                       f"{sorted(bits)}, graph-free inference, {plan.split(' (')[0]} (milestones/olympics_cnn.py)")
+                       f"{sorted(bits)}, graph-free inference, {plan} (milestones/olympics_cnn.py)")
     milestone.step(f"submitted to {folder}; validating it")
     verdict = validate(folder, data=args.data, root=ROOT, baseline=checkpoint, test_images=settings["test_images"])
     for check in verdict.checks:

@@ -104,18 +104,18 @@ def _window_columns(y, columns, pool, relu):
 def _fill_tile(codes, packed, start, block, k, scale, bias, scale_codes):
     """block[r] = [codes of row start + r (times its scale when scale_codes), bias]: one pass per row.
 
-    codes: (rows, k) int8, or (rows, ceil(k / 2)) uint8 two per byte when `packed` (see pack_nibbles).
+    codes: (rows, k) int8, or (rows, ceil(k / 2)) uint8 two per byte when `packed`, decoded with
+    NIBBLE_PAIRS (pack_nibbles' layout; numba reads the global table as a constant).
     """
     for r in range(block.shape[0]):
         row = start + r
         s = scale[row] if scale_codes else np.float32(1.0)
         if packed:
             for p in range(k // 2):
-                byte = codes[row, p]
-                block[r, 2 * p] = np.float32((byte & 15) - 8) * s
-                block[r, 2 * p + 1] = np.float32((byte >> 4) - 8) * s
+                block[r, 2 * p] = NIBBLE_PAIRS[codes[row, p], 0] * s
+                block[r, 2 * p + 1] = NIBBLE_PAIRS[codes[row, p], 1] * s
             if k % 2:
-                block[r, k - 1] = np.float32((codes[row, k // 2] & 15) - 8) * s
+                block[r, k - 1] = NIBBLE_PAIRS[codes[row, k // 2], 0] * s
         elif scale_codes:
             for p in range(k):
                 block[r, p] = np.float32(codes[row, p]) * s
@@ -137,10 +137,9 @@ def _codes_product(codes, packed, k, x, scale, bias, out):
             total = np.float32(0.0)
             if packed:
                 for p in range(k // 2):
-                    byte = codes[o, p]
-                    total += np.float32((byte & 15) - 8) * x[n, 2 * p] + np.float32((byte >> 4) - 8) * x[n, 2 * p + 1]
+                    total += NIBBLE_PAIRS[codes[o, p], 0] * x[n, 2 * p] + NIBBLE_PAIRS[codes[o, p], 1] * x[n, 2 * p + 1]
                 if k % 2:
-                    total += np.float32((codes[o, k // 2] & 15) - 8) * x[n, k - 1]
+                    total += NIBBLE_PAIRS[codes[o, k // 2], 0] * x[n, k - 1]
             else:
                 for p in range(k):
                     total += np.float32(codes[o, p]) * x[n, p]
@@ -215,6 +214,10 @@ class WeightCodes(Module):
         self.bias.data = np.zeros(weight.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)
         return self
 
+    def stored_codes(self):
+        """The state's codes as rows: (out, K) int8, or (out, ceil(K / 2)) uint8 when packed two per byte."""
+        return self.weight.data if self.bits <= PACKED_BITS else self.weight.data.reshape(self.weight_shape_[0], -1)
+
     def codes(self):
         """The int8 codes, (out_channels, everything else): unpacked when stored two per byte."""
         rows = self.weight_shape_[0]
@@ -242,10 +245,7 @@ class WeightCodes(Module):
         k = columns.shape[0] - 1
         packed = self.bits <= PACKED_BITS
         pairs = packed and k % 2 == 0  # packed codes decode straight into the tile
-        if compiled:
-            codes = self.weight.data if packed else self.weight.data.reshape(self.weight_shape_[0], -1)
-        else:
-            codes = self.weight.data if pairs else self.codes()
+        codes = self.stored_codes() if compiled or pairs else self.codes()
         out = np.empty((self.weight_shape_[0], m), np.float32)
         scale = self.weight_scale.data[:, None]
         for rows, block in tiles:
@@ -362,9 +362,8 @@ class EntryLinear(WeightCodes):
             raise ValueError(f"{self!r} expected input (N, {self.in_features}), got shape {x.shape}")
         if compiled and x.shape[0] <= DIRECT_ROWS:
             out = np.empty((x.shape[0], self.out_features), np.float32)
-            _codes_product(self.weight.data if self.bits <= PACKED_BITS else self.weight.data.reshape(self.out_features, -1),
-                           self.bits <= PACKED_BITS, self.in_features, np.ascontiguousarray(x, np.float32),
-                           self.weight_scale.data, self.bias.data, out)
+            _codes_product(self.stored_codes(), self.bits <= PACKED_BITS, self.in_features,
+                           np.ascontiguousarray(x, np.float32), self.weight_scale.data, self.bias.data, out)
             return out
         columns = np.empty((self.in_features + 1, x.shape[0]), np.float32)
         columns[:-1], columns[-1] = x.T, 1.0  # the row of ones meets the tile's bias column (see multiply)
@@ -446,8 +445,7 @@ class EntryCNN(Sequential):
             elif isinstance(layer, WeightCodes):
                 step = layer.run
             else:
-                raise TypeError(f"EntryCNN: no inference rule for {type(layer).__name__}; the entry runs "
-                                "EntryConv2d, EntryLinear, ReLU, 2x2 MaxPool2d, Flatten and Identity")
+                raise _no_rule(layer)
             probe = step(probe)
             plan.append(step)
         self._plans[shape, False] = plan
@@ -516,8 +514,7 @@ def _compiled_plan(layers, shape):
             elif _fast_pool(layer, probe):
                 add(max_pool_2x2)
             else:
-                raise TypeError(f"EntryCNN: no inference rule for {type(layer).__name__}; the entry runs "
-                                "EntryConv2d, EntryLinear, ReLU, 2x2 MaxPool2d, Flatten and Identity")
+                raise _no_rule(layer)
     if state["channels_first"] or state["relu"] or state["pool"]:
         add(_pending_step(dict(state)))
     return plan
@@ -550,16 +547,20 @@ def _columns_step(conv, state, input_shape):
 def _pending_step(state):
     """Back to (N, C, H, W), with the pending pool and ReLU applied (in place on the entry's own buffer)."""
 
+    owned = state["channels_first"] or state["pool"]  # a buffer of the entry's, not the caller's input
+    finish = {(True, True): _pool_relu, (True, False): max_pool_2x2, (False, True): _relu_in_place if owned else _relu_copy,
+              (False, False): None}[state["pool"], state["relu"]]
+
     def step(a):
-        owned = state["channels_first"]  # the product of a convolution, not the caller's input
         a = a.transpose(1, 0, 2, 3) if state["channels_first"] else a
-        if state["pool"]:
-            a, owned = max_pool_2x2(a), True
-        if state["relu"]:
-            a = np.maximum(a, 0, out=a) if owned else np.maximum(a, 0)
-        return a
+        return a if finish is None else finish(a)
 
     return step
+
+
+def _no_rule(layer):
+    return TypeError(f"EntryCNN: no inference rule for {type(layer).__name__}; the entry runs "
+                     "EntryConv2d, EntryLinear, ReLU, 2x2 MaxPool2d, Flatten and Identity")
 
 
 def _relu_copy(a):

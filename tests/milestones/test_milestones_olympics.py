@@ -141,6 +141,7 @@ def test_the_compiled_plan_keeps_other_layers_on_the_numpy_path():
         expected = entry(Tensor(x)).numpy()
         entry.compiled = True
         got = entry(Tensor(x)).numpy()
+    assert ((2, 3, 16, 16), True) in entry._plans, "the compiled plan ran"
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
