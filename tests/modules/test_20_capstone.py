@@ -8,6 +8,7 @@ runs on a small random-weight GPT (module 13) saved as the tinygpt milestone sav
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -235,7 +236,7 @@ def test_the_leaderboard_ranks_only_valid_submissions(setting, honest, copy, tmp
 # ---- the TinyGPT event: tokens/s with identical greedy output -------------------------------------------
 
 TINY_GPT = {"block_size": 16, "vocab_size": 11, "n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.0, "bias": False}
-GENERATION = {"new_tokens": 24, "prompts": 2, "prompt_length": 6, "repeats": 7}  # the median of 7 runs of ~15 ms: a short stall cannot move it
+GENERATION = {"new_tokens": 24, "prompts": 2, "prompt_length": 6, "repeats": 3}
 
 
 def write_tiny_gpt(path, seed=0, noise=0.5):
@@ -326,6 +327,33 @@ def test_the_tinygpt_event_its_prompts_and_its_token_comparison():
     assert np.array_equal(greedy_tokens(model, a[0], 5), expected)
     with pytest.raises(ValueError, match="repeats must be at least 2"):
         GenerationSettings(repeats=1)
+
+
+def test_each_timed_generation_run_lasts_its_minimum_duration():
+    """A timed run repeats its prompts until min_repeat_s has passed, and counts every token it decoded."""
+    from tinytorch.olympics import GenerationSettings, measure_tokens_per_second
+
+    class Counting:
+        def __init__(self):
+            self.calls = 0
+
+        def generate(self, idx, new_tokens, temperature=1.0, top_k=None):
+            self.calls += 1
+            time.sleep(0.001)
+            return np.concatenate([idx.numpy(), np.zeros((1, new_tokens), np.int64)], axis=1)
+
+    models = {"submission": Counting(), "baseline": Counting()}
+    prompts = np.array([[1, 2], [3, 4]])
+    rates = measure_tokens_per_second(models, prompts, 3, repeats=2, min_repeat_s=0.05)
+    assert all(len(r) == 2 for r in rates.values())
+    assert all(m.calls >= 2 * 2 * 2 and m.calls % 2 == 0 for m in models.values()), "whole passes, several per repeat"
+    assert all(0 < r < 2 * 3 / 0.001 for r in rates["submission"]), "tokens over the time of all the passes"
+    once = {"submission": Counting()}
+    measure_tokens_per_second(once, prompts, 3, repeats=2)
+    assert once["submission"].calls == 4, "without a minimum duration: one pass per repeat"
+    assert GenerationSettings().min_repeat_s == 0.1
+    with pytest.raises(ValueError, match=r"min_repeat_s must be a number of seconds in \[0, 60\)"):
+        GenerationSettings(min_repeat_s=-1)
 
 
 def test_an_entry_whose_tokens_differ_fails_naming_the_prompt_and_position(gpt_setting, tmp_path):
