@@ -93,7 +93,17 @@ class Milestone:
         return parser
 
     def parse_args(self, parser: argparse.ArgumentParser | None = None, argv=None) -> argparse.Namespace:
-        args = (parser or self.parser()).parse_args(argv)
+        """Parse the command line. With --quick, a path option left at its default under runs/ moves
+        to runs/quick/: a smoke test must neither overwrite a full run's checkpoint nor read one
+        as if it were its own (nor may a full run pick up a smoke test's weights)."""
+        parser = parser or self.parser()
+        args = parser.parse_args(argv)
+        if args.quick:
+            runs = ROOT / "runs"
+            for action in parser._actions:  # argparse keeps each option's default on its action
+                value = getattr(args, action.dest, None)
+                if isinstance(action.default, str) and value == action.default and Path(value).is_relative_to(runs):
+                    setattr(args, action.dest, str(runs / "quick" / Path(value).relative_to(runs)))
         self.intro(quick=args.quick)
         return args
 

@@ -145,6 +145,12 @@ def set_op_observer(observer):
     return previous
 
 
+def get_op_observer():
+    """The installed op observer, or None. Code that computes on arrays instead of ops (module
+    17's decode plan) checks it: a tool that watches the ops must see them."""
+    return _op_observer
+
+
 _KERNELS = {}  # backend name -> {kernel name -> function}; module 18 registers its backends here
 _backend = None  # the active backend's name; None: every op runs its own module's NumPy code
 

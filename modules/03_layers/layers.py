@@ -277,6 +277,12 @@ def register_module_forward_hook(hook):
     return RemovableHandle(_forward_hooks, key)
 
 
+def has_module_forward_hooks():
+    """True while a global forward hook or pre-hook is registered (module 14's profiler registers
+    both); code that bypasses Module calls (module 17's decode plan) checks it."""
+    return bool(_forward_pre_hooks or _forward_hooks)
+
+
 class Module:
     """Base class of layers and models: registers parameters and children as you assign them.
 

@@ -402,7 +402,7 @@ test_unit_attention_composed()
 
 # %%
 #| export
-def _softmax_rows_inplace(scores):
+def softmax_rows_inplace(scores):
     """Stable softmax over the last axis, in place; rows that are all -inf become zeros."""
     row_max = scores.max(axis=-1, keepdims=True)
     row_max[~np.isfinite(row_max)] = 0
@@ -430,7 +430,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     HINT: `np.matmul(q.data, np.swapaxes(k.data, -1, -2))`; the boolean mask becomes a bias with
           `np.where(mask, 0.0, -np.inf).astype(dtype)`; `scores += bias` works in place when the
           bias broadcasts to the scores' shape (otherwise `scores = scores + bias`).
-          `_softmax_rows_inplace(scores)` is Step 2's softmax on arrays.
+          `softmax_rows_inplace(scores)` is Step 2's softmax on arrays.
     """
     q, k, v = _check_attention_inputs(q, k, v, attn_mask, is_causal, dropout_p)
     ### BEGIN SOLUTION
@@ -448,7 +448,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
             scores += bias
         else:
             scores = scores + bias
-    probabilities = _softmax_rows_inplace(scores)
+    probabilities = softmax_rows_inplace(scores)
     keep = None
     weights = probabilities
     if dropout_p > 0.0:

@@ -176,15 +176,47 @@ test_unit_layer_norm_composed()
 
 # %%
 #| export
+def layer_norm_arrays(data, axes, weight=None, bias=None, eps=1e-5):
+    """Layer norm of the NumPy array `data` over `axes`: returns (y, x_hat, r), all arrays.
+
+    weight and bias are arrays (or None). `layer_norm` below wraps this in one op; module 17's
+    decode plan calls it directly.
+
+    TODO: mean over `axes`, centre, variance, r = 1 / sqrt(variance + eps), x_hat = centred * r,
+          then y = x_hat * weight + bias (each when given; y must not be x_hat itself, which
+          the backward pass keeps).
+    HINT: `data.mean(axis=axes, keepdims=True)`; do the rest in place on the centred copy
+          (`centred *= rstd`). The variance is `np.mean(centred * centred, axis=axes, keepdims=True)`.
+    """
+    ### BEGIN SOLUTION
+    # Sums times 1/count, not np.mean: the same values, without np.mean's Python-level wrapper,
+    # which cost a third of a KV-cached decode step (module 17) on rows of 128 numbers.
+    inverse_count = 1.0 / math.prod(data.shape[a] for a in axes)
+    centred = data - data.sum(axis=axes, keepdims=True) * inverse_count
+    variance = (centred * centred).sum(axis=axes, keepdims=True)
+    variance *= inverse_count
+    variance += eps
+    rstd = 1.0 / np.sqrt(variance)
+    centred *= rstd
+    normalized = centred
+    if weight is not None:
+        out = normalized * weight
+        if bias is not None:
+            out += bias
+    elif bias is not None:
+        out = normalized + bias
+    else:
+        out = normalized.copy()  # the backward pass keeps `normalized`: never hand it out
+    return out, normalized, rstd
+    ### END SOLUTION
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """PyTorch's F.layer_norm as one fused operation (analytic backward in `layer_norm_backward`).
 
-    TODO: on arrays: mean over the normalised axes, centre, variance, r = 1 / sqrt(variance + eps),
-          x_hat = centred * r, then y = x_hat * weight + bias (each when given). Return
-          `Tensor.from_op(y, "layer_norm", inputs, normalized=x_hat, rstd=r, axes=axes,
+    TODO: y, x_hat, r = layer_norm_arrays(x.data, axes, weight's and bias's arrays or None, eps);
+          return `Tensor.from_op(y, "layer_norm", inputs, normalized=x_hat, rstd=r, axes=axes,
           has_weight=..., has_bias=...)` with inputs = (x,) plus weight and bias when given.
-    HINT: `x.data.mean(axis=axes, keepdims=True)`; do the rest in place on the centred copy
-          (`centred *= rstd`). The variance is `np.mean(centred * centred, axis=axes, keepdims=True)`.
     """
     x = as_tensor(x)
     axes = _normalized_axes(x, normalized_shape)
@@ -195,24 +227,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         return Tensor.from_op(out, "layer_norm", inputs, normalized=normalized, rstd=rstd, axes=axes,
                               has_weight=True, has_bias=bias is not None, backward=backend_kernel("layer_norm_backward"))
     ### BEGIN SOLUTION
-    # Sums times 1/count, not np.mean: the same values, without np.mean's Python-level wrapper,
-    # which cost a third of a KV-cached decode step (module 17) on rows of 128 numbers.
-    inverse_count = 1.0 / math.prod(x.shape[a] for a in axes)
-    centred = x.data - x.data.sum(axis=axes, keepdims=True) * inverse_count
-    variance = (centred * centred).sum(axis=axes, keepdims=True)
-    variance *= inverse_count
-    variance += eps
-    rstd = 1.0 / np.sqrt(variance)
-    centred *= rstd
-    normalized = centred
-    if weight is not None:
-        out = normalized * weight.data
-        if bias is not None:
-            out += bias.data
-    elif bias is not None:
-        out = normalized + bias.data
-    else:
-        out = normalized.copy()  # the backward pass keeps `normalized`: never hand it out
+    out, normalized, rstd = layer_norm_arrays(x.data, axes, None if weight is None else weight.data,
+                                              None if bias is None else bias.data, eps)
     inputs = (x,) + tuple(t for t in (weight, bias) if t is not None)
     return Tensor.from_op(out, "layer_norm", inputs, normalized=normalized, rstd=rstd, axes=axes,
                           has_weight=weight is not None, has_bias=bias is not None)
@@ -358,18 +374,17 @@ test_unit_layer_norm_layer()
 
 # %%
 #| export
-def gelu_tanh(x):
-    """GELU with GPT-2's tanh approximation, as one fused operation (= module 02's gelu(x, "tanh")).
+def gelu_tanh_sigmoid(data):
+    """s = sigmoid(2 z), z = sqrt(2/pi) (x + 0.044715 x^3), of the NumPy array `data`: GELU is data * s.
 
-    TODO: s = sigmoid(2 z) with z = sqrt(2/pi) (x + 0.044715 x^3); y = x * s;
-          return `Tensor.from_op(y, "gelu_tanh", (x,), sigmoid=s)`.
-    HINT: build -2z in place: `s = x * x`, `s *= -2 * 0.044715 * c`, `s -= 2 * c`, `s *= x`
+    `gelu_tanh` below wraps it in one op; module 17's decode plan calls it directly.
+
+    TODO: build -2z in place and finish the sigmoid in place.
+    HINT: `s = data * data`, `s *= -2 * 0.044715 * c`, `s -= 2 * c`, `s *= data`
           (c = sqrt(2/pi)); then `np.exp(s, out=s)` (inside `np.errstate(over="ignore")`),
           `s += 1`, `np.reciprocal(s, out=s)`.
     """
-    x = as_tensor(x)
     ### BEGIN SOLUTION
-    data = x.data
     s = data * data
     s *= -2.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI
     s -= 2.0 * SQRT_2_OVER_PI
@@ -378,7 +393,19 @@ def gelu_tanh(x):
         np.exp(s, out=s)
     s += 1.0
     np.reciprocal(s, out=s)
-    return Tensor.from_op(data * s, "gelu_tanh", (x,), sigmoid=s)
+    return s
+    ### END SOLUTION
+
+
+def gelu_tanh(x):
+    """GELU with GPT-2's tanh approximation, as one fused operation (= module 02's gelu(x, "tanh")).
+
+    TODO: s = gelu_tanh_sigmoid(x.data); return `Tensor.from_op(x.data * s, "gelu_tanh", (x,), sigmoid=s)`.
+    """
+    x = as_tensor(x)
+    ### BEGIN SOLUTION
+    s = gelu_tanh_sigmoid(x.data)
+    return Tensor.from_op(x.data * s, "gelu_tanh", (x,), sigmoid=s)
     ### END SOLUTION
 
 

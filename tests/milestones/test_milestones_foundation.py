@@ -100,3 +100,26 @@ def test_every_milestone_ends_in_the_shared_runner():
         guard = next(node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test))
         assert ast.unparse(guard.body[-1]).strip() == f"run(main, {milestone.name!r})", (
             f"{script.name} must end in `run(main, {milestone.name!r})` under `if __name__ == '__main__':`")
+
+
+def test_quick_runs_keep_their_files_apart_from_full_runs(monkeypatch):
+    """--quick moves each default path under runs/ to runs/quick/; a path the user gives stays."""
+    monkeypatch.syspath_prepend(str(ROOT / "milestones"))
+    from _common import Milestone
+
+    milestone = Milestone("xor", people="-", story="-")
+
+    def parse(*argv):
+        parser = milestone.parser()
+        parser.add_argument("--out", default=str(ROOT / "runs" / "cifar10"))
+        parser.add_argument("--checkpoint", default=str(ROOT / "runs" / "mnist" / "mnist_best.safetensors"))
+        parser.add_argument("--elsewhere", default="/tmp/data")
+        return milestone.parse_args(parser, list(argv))
+
+    full = parse()
+    assert (full.out, full.checkpoint) == (str(ROOT / "runs" / "cifar10"), str(ROOT / "runs" / "mnist" / "mnist_best.safetensors"))
+    quick = parse("--quick")
+    assert quick.out == str(ROOT / "runs" / "quick" / "cifar10")
+    assert quick.checkpoint == str(ROOT / "runs" / "quick" / "mnist" / "mnist_best.safetensors")
+    assert quick.elsewhere == "/tmp/data", "only paths under runs/ move"
+    assert parse("--quick", "--out", "/tmp/mine").out == "/tmp/mine", "a path the user gives is kept"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.memoization import KVCache, LayerKVCache, decode_step, generate, kv_cache_bytes, prefill
+from tinytorch.core.layers import Linear
+from tinytorch.core.memoization import DecodePlan, KVCache, LayerKVCache, decode_step, generate, kv_cache_bytes, prefill
 from tinytorch.core.tensor import Tensor, manual_seed
 from tinytorch.core.transformer import GPT, GPTConfig, sample_next_token
 
@@ -252,6 +253,7 @@ def test_a_trained_model_writes_the_same_200_tokens_with_and_without_the_cache(t
     with_cache = generate(model, prompt, 200, top_k=1).numpy()
     np.testing.assert_array_equal(with_cache, model.generate(prompt, 200, top_k=1).numpy())
     np.testing.assert_array_equal(with_cache, generate(model, prompt, 200, top_k=1, use_cache=False).numpy())
+    np.testing.assert_array_equal(with_cache, generate(model, prompt, 200, top_k=1, use_plan=False).numpy())
     assert "sat on the" in "".join(vocab[i] for i in with_cache[0, 8:])
 
 
@@ -352,3 +354,119 @@ def test_a_cache_made_for_another_model_or_used_with_gradients_is_refused():
         prefill(model, cache, np.zeros((1, 30), dtype=np.int64))
         with pytest.raises(ValueError, match=r"30 cached positions \+ 3.*block_size 32"):
             decode_step(model, cache, np.zeros((1, 3), dtype=np.int64))
+
+
+# ---- the decode plan ------------------------------------------------------------------------------
+def planned_and_module_logits(model, ids, prompt_len):
+    """Logits of every decoded position: (the plan's, decode_step's), each on a cache of its own."""
+    planned, modules = (KVCache.for_model(model, batch_size=ids.shape[0]) for _ in range(2))
+    plan = DecodePlan(model, planned)
+    with no_grad():
+        prefill(model, planned, ids[:, :prompt_len])
+        prefill(model, modules, ids[:, :prompt_len])
+        steps = [(plan.step(ids[:, t:t + 1]), decode_step(model, modules, ids[:, t:t + 1]))
+                 for t in range(prompt_len, ids.shape[1])]
+    np.testing.assert_allclose(planned.keys, modules.keys, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(planned.values, modules.values, rtol=1e-5, atol=1e-6)
+    assert planned.length == modules.length == ids.shape[1]
+    return np.stack([a for a, _ in steps], axis=1), np.stack([b for _, b in steps], axis=1)
+
+
+@pytest.mark.parametrize(("bias", "dtype", "batch"), [(True, np.float32, 2), (False, np.float32, 1), (True, np.float64, 3)])
+def test_the_decode_plan_gives_the_logits_of_the_modules_and_of_a_full_pass(bias, dtype, batch):
+    model = random_gpt(seed=21, bias=bias).to(dtype)
+    ids = np.random.default_rng(3).integers(0, 13, size=(batch, 32))
+    planned, modules = planned_and_module_logits(model, ids, prompt_len=3)
+    assert planned.dtype == dtype
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(planned, modules, **tolerance)
+    np.testing.assert_allclose(planned, full_logits(model, ids)[:, 3:], **tolerance)
+
+
+def test_the_decode_plan_reads_the_weights_as_they_are_at_each_step():
+    model = random_gpt(seed=22)
+    ids = np.random.default_rng(4).integers(0, 13, size=(1, 12))
+    before, _ = planned_and_module_logits(model, ids, prompt_len=4)
+    model.blocks[0].mlp.up_proj.weight.data *= 3.0  # in place, as an optimizer does
+    model.load_state_dict({"final_norm.weight": model.final_norm.weight.data * 0.5}, strict=False)
+    planned, modules = planned_and_module_logits(model, ids, prompt_len=4)
+    np.testing.assert_allclose(planned, modules, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(planned, before, atol=1e-3), "the changed weights change the logits"
+
+
+def test_a_trained_model_writes_the_same_tokens_with_and_without_the_plan(trained):
+    model, _, data = trained
+    prompt = data[None, 10:16]
+    tokens = generate(model, prompt, 58, top_k=1).numpy()
+    np.testing.assert_array_equal(tokens, generate(model, prompt, 58, top_k=1, use_plan=False).numpy())
+    planned, modules = planned_and_module_logits(model, tokens, prompt_len=6)
+    np.testing.assert_allclose(planned, modules, rtol=1e-4, atol=1e-5)
+
+
+class DoubledLinear(Linear):
+    """A layer the plan does not know: its forward is not Linear's."""
+
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+def test_a_model_the_plan_does_not_know_decodes_through_its_modules():
+    model = random_gpt(seed=23, block_size=64)
+    assert DecodePlan.unsupported(model) is None
+    prompt = np.array([[1, 2, 3]])
+    plain = generate(model, prompt, 40, top_k=1).numpy()
+    model.blocks[1].mlp.up_proj = DoubledLinear(16, 64)
+    reason = DecodePlan.unsupported(model)
+    assert "'blocks.1.mlp.up_proj' is a DoubledLinear" in reason
+    with pytest.raises(ValueError, match="cannot plan this model: its layer 'blocks.1.mlp.up_proj'.*decode_step"):
+        DecodePlan(model, KVCache.for_model(model, batch_size=1))
+    changed = generate(model, prompt, 40, top_k=1).numpy()
+    np.testing.assert_array_equal(changed, model.generate(prompt, 40, top_k=1).numpy())
+    assert not np.array_equal(changed, plain), "the new layer is the one that ran"
+
+    class KeepsForward(GPT):  # a subclass that keeps GPT's forward may be planned
+        pass
+
+    assert DecodePlan.unsupported(KeepsForward(model.config).eval()) is None
+
+    class OwnForward(GPT):
+        def forward(self, idx, targets=None, kv_cache=None):
+            return super().forward(idx, targets, kv_cache)
+
+    assert "OwnForward, not module 13's GPT" in DecodePlan.unsupported(OwnForward(model.config).eval())
+    dropout = random_gpt(seed=23, dropout=0.1)
+    assert "training mode with dropout" in DecodePlan.unsupported(dropout.train())
+    assert DecodePlan.unsupported(dropout.eval()) is None
+
+
+def test_under_a_profiler_generate_runs_the_modules_so_the_profile_sees_every_step():
+    from tinytorch.core.profiling import Profiler
+
+    model = random_gpt(seed=24, block_size=64)
+    prompt = np.array([[1, 2, 3]])
+    expected = generate(model, prompt, 6, top_k=1).numpy()
+    with Profiler() as prof:
+        assert "watches" in DecodePlan.unsupported(model)
+        tokens = generate(model, prompt, 6, top_k=1).numpy()
+    np.testing.assert_array_equal(tokens, expected)
+    attention = [row for row in prof.key_averages() if row.name == "scaled_dot_product_attention"]
+    assert attention and attention[0].calls == 6 * model.config.n_layer, "a prefill and five decode steps per layer"
+    assert DecodePlan.unsupported(model) is None, "the profiler is gone"
+
+
+def test_decode_plan_errors_speak_to_a_learner():
+    model = random_gpt(seed=25)
+    cache = KVCache.for_model(model, batch_size=2)
+    plan = DecodePlan(model, cache)
+    with pytest.raises(ValueError, match=r"expects \(2, 1\) integer token ids.*shape \(2,\)"):
+        plan.step(np.array([1, 2]))
+    with pytest.raises(ValueError, match="integer token ids.*float64"):
+        plan.step(np.zeros((2, 1)))
+    with no_grad():
+        prefill(model, cache, np.zeros((2, 32), dtype=np.int64))
+    with pytest.raises(ValueError, match="holds 32 positions.*block_size 32.*prefill a shorter context"):
+        plan.step(np.zeros((2, 1), dtype=np.int64))
+    with pytest.raises(ValueError, match="does not fit a model of 2 layers.*KVCache.for_model"):
+        DecodePlan(model, KVCache.for_model(random_gpt(seed=25, n_layer=3), batch_size=1))
+    with pytest.raises(ValueError, match="does not fit.*float32"):
+        DecodePlan(model, KVCache(2, 1, 2, 32, 8, dtype=np.float64))

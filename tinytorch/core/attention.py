@@ -5,6 +5,7 @@ __all__ = [
     "padding_mask",
     "masked_softmax",
     "attention_composed",
+    "softmax_rows_inplace",
     "scaled_dot_product_attention",
     "attention_backward",
     "MultiHeadAttention",
@@ -136,7 +137,7 @@ def attention_composed(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0, 
     return weights @ v
 
 
-def _softmax_rows_inplace(scores):
+def softmax_rows_inplace(scores):
     """Stable softmax over the last axis, in place; rows that are all -inf become zeros."""
     row_max = scores.max(axis=-1, keepdims=True)
     row_max[~np.isfinite(row_max)] = 0
@@ -172,7 +173,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
             scores += bias
         else:
             scores = scores + bias
-    probabilities = _softmax_rows_inplace(scores)
+    probabilities = softmax_rows_inplace(scores)
     keep = None
     weights = probabilities
     if dropout_p > 0.0:

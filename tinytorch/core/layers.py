@@ -6,6 +6,7 @@ __all__ = [
     "RemovableHandle",
     "register_module_forward_pre_hook",
     "register_module_forward_hook",
+    "has_module_forward_hooks",
     "Module",
     "uniform_",
     "normal_",
@@ -116,6 +117,12 @@ def register_module_forward_hook(hook):
     key = next(_hook_ids)
     _forward_hooks[key] = hook
     return RemovableHandle(_forward_hooks, key)
+
+
+def has_module_forward_hooks():
+    """True while a global forward hook or pre-hook is registered (module 14's profiler registers
+    both); code that bypasses Module calls (module 17's decode plan) checks it."""
+    return bool(_forward_pre_hooks or _forward_hooks)
 
 
 class Module:

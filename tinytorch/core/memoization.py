@@ -6,15 +6,37 @@ __all__ = [
     "KVCache",
     "prefill",
     "decode_step",
+    "DecodePlan",
     "ON_FULL_POLICIES",
     "generate",
+    "generation_flops",
+    "time_generation",
 ]
+
+import math
 
 import numpy as np
 
+from tinytorch.core.attention import MultiHeadAttention, softmax_rows_inplace
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.tensor import DEFAULT_FLOAT, Tensor, check_positive_int
-from tinytorch.core.transformer import check_sampling_arguments, sample_next_token
+from tinytorch.core.embeddings import Embedding, LearnedPositionalEmbedding
+from tinytorch.core.layers import Dropout, Linear, ModuleList, has_module_forward_hooks
+from tinytorch.core.tensor import (
+    DEFAULT_FLOAT,
+    Tensor,
+    check_positive_int,
+    get_op_observer,
+)
+from tinytorch.core.transformer import (
+    GPT,
+    MLP,
+    LayerNorm,
+    TransformerBlock,
+    check_sampling_arguments,
+    gelu_tanh_sigmoid,
+    layer_norm_arrays,
+    sample_next_token,
+)
 
 
 class LayerKVCache:
@@ -147,18 +169,142 @@ def decode_step(model, cache, new_ids):
     return logits.data[:, -1, :]
 
 
+_PLANNED_SLOTS = {  # the layer in each slot that GPT.forward and its blocks call, as a plan reproduces it
+    GPT: {"token_embedding": Embedding, "position_embedding": LearnedPositionalEmbedding,
+          "embedding_dropout": Dropout, "blocks": ModuleList, "final_norm": LayerNorm, "lm_head": Linear},
+    TransformerBlock: {"attention_norm": LayerNorm, "attention": MultiHeadAttention, "residual_dropout": Dropout,
+                       "mlp_norm": LayerNorm, "mlp": MLP},
+    MultiHeadAttention: {"qkv_proj": Linear, "out_proj": Linear},
+    MLP: {"up_proj": Linear, "down_proj": Linear, "dropout": Dropout},
+}
+
+
+class DecodePlan:
+    """Decode steps of module 13's GPT on arrays, its structure and checks memoized once.
+
+    `plan.step(new_ids)` does what `decode_step(model, cache, new_ids)` does for (B, 1) token ids
+    — the keys and values written at position cache.length, the (B, V) logits returned — with
+    the model's own array functions and no Tensor or Module call.
+    """
+
+    def __init__(self, model, cache):
+        """Check that `model` can be planned and that `cache` (KVCache.for_model(model, B)) fits it.
+        """
+        reason = DecodePlan.unsupported(model)
+        if reason is not None:
+            raise ValueError(f"DecodePlan: cannot plan this model: {reason}; decode_step(model, cache, ids) runs any model")
+        config = model.config
+        n_layer, _, heads, _, head_dim = cache.keys.shape
+        fits = (n_layer, heads, head_dim) == (config.n_layer, config.n_head, config.n_embd // config.n_head)
+        if not fits or cache.keys.dtype != model.token_embedding.weight.dtype:
+            raise ValueError(
+                f"DecodePlan: {cache!r} does not fit a model of {config.n_layer} layers, {config.n_head} heads of "
+                f"{config.n_embd // config.n_head} dimensions in {model.token_embedding.weight.dtype}; make it with "
+                "KVCache.for_model(model, batch_size)"
+            )
+        self.model, self.cache = model, cache
+
+    @staticmethod
+    def unsupported(model):
+        """Why `model` cannot be planned now (a sentence), or None when it can.
+        """
+        if not _runs_as(model, GPT):
+            return f"it is a {type(model).__name__}, not module 13's GPT or a subclass that keeps its forward"
+        unknown = _unknown_slot(model, GPT, "")
+        if unknown is not None:
+            return unknown
+        if model.training and any(m.p > 0 for m in model.modules() if isinstance(m, Dropout)):
+            return "it is in training mode with dropout (call model.eval() first)"
+        if not all(block.attention.causal for block in model.blocks):
+            return "an attention layer is not causal"
+        if get_op_observer() is not None or has_module_forward_hooks():
+            return "something watches its operations or layers (a profiler), and a plan runs neither"
+        return None
+
+    def step(self, new_ids):
+        """Logits (B, V) of the (B, 1) token ids at position cache.length; their keys and values join the cache.
+        """
+        cache, model = self.cache, self.model
+        ids = np.asarray(new_ids)
+        batch, position = cache.keys.shape[1], cache.length
+        if ids.shape != (batch, 1) or ids.dtype.kind not in "iu":
+            raise ValueError(f"DecodePlan.step: expects ({batch}, 1) integer token ids, one per cached sequence; "
+                             f"got {ids.dtype} ids of shape {ids.shape}")
+        if position >= min(cache.max_len, model.config.block_size):
+            raise ValueError(
+                f"DecodePlan.step: the cache holds {position} positions, its limit (max_len {cache.max_len}, "
+                f"block_size {model.config.block_size}); prefill a shorter context (generate's on_full policy does)"
+            )
+        x = model.token_embedding.weight.data[ids[:, 0]] + model.position_embedding.weight.data[position]
+        heads, width = model.config.n_head, x.shape[1]
+        for block, layer_cache in zip(model.blocks, cache.layers):
+            attention = block.attention
+            qkv = _linear(_norm(x, block.attention_norm), attention.qkv_proj).reshape(batch, 3, heads, -1)
+            layer_cache.keys[:, :, position], layer_cache.values[:, :, position] = qkv[:, 1], qkv[:, 2]
+            layer_cache.length = position + 1
+            keys, values = layer_cache.keys[:, :, :position + 1], layer_cache.values[:, :, :position + 1]
+            scores = np.matmul(qkv[:, 0, :, None, :], np.swapaxes(keys, -1, -2))  # (B, heads, 1, T)
+            scores *= 1.0 / math.sqrt(attention.head_dim)
+            mixed = np.matmul(softmax_rows_inplace(scores), values).reshape(batch, width)
+            x += _linear(mixed, attention.out_proj)
+            up = _linear(_norm(x, block.mlp_norm), block.mlp.up_proj)
+            up *= gelu_tanh_sigmoid(up)
+            x += _linear(up, block.mlp.down_proj)
+        return _linear(_norm(x, model.final_norm), model.lm_head)
+
+
+def _unknown_slot(module, module_type, path):
+    """A sentence naming the first slot below `module` (a `module_type`) that does not hold the layer a plan
+    reproduces, or None."""
+    children = dict(module.named_children())
+    expected = dict.fromkeys(children, TransformerBlock) if module_type is ModuleList else _PLANNED_SLOTS[module_type]
+    for name, layer_type in expected.items():
+        child = children.get(name)
+        if not _runs_as(child, layer_type):
+            return (f"its layer {path + name!r} is a {type(child).__name__}, not a {layer_type.__name__} with the "
+                    "forward a plan reproduces")
+        if layer_type in _PLANNED_SLOTS or layer_type is ModuleList:
+            unknown = _unknown_slot(child, layer_type, f"{path}{name}.")
+            if unknown is not None:
+                return unknown
+    return None
+
+
+def _runs_as(layer, layer_type):
+    """Whether `layer` computes what `layer_type` does: an instance whose class keeps its forward and call."""
+    cls = type(layer)
+    return isinstance(layer, layer_type) and cls.forward is layer_type.forward and cls.__call__ is layer_type.__call__
+
+
+def _norm(rows, layer):
+    """A LayerNorm layer on (B, C) rows, on arrays."""
+    return layer_norm_arrays(rows, (1,), None if layer.weight is None else layer.weight.data,
+                             None if layer.bias is None else layer.bias.data, layer.eps)[0]
+
+
+def _linear(rows, layer):
+    """A Linear layer on (B, C) rows, on arrays: rows @ W.T (+ b), as Linear.forward computes it."""
+    out = rows @ layer.weight.data.T
+    if layer.bias is not None:
+        out += layer.bias.data
+    return out
+
+
 ON_FULL_POLICIES = ("recompute", "slide")
 
 
-def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True, on_full="recompute"):
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True, on_full="recompute",
+             use_plan=True):
     """Append max_new_tokens sampled tokens to each row of idx (B, T) with a KV cache; returns (B, T + max_new_tokens).
 
     Gives module 13's `model.generate(idx, max_new_tokens, temperature, top_k)` tokens exactly
     (on_full="recompute"). on_full says what happens when the cache holds block_size positions:
     "recompute" prefills the last block_size tokens (GPT.generate's crop, as slow as no cache);
     "slide" prefills the last block_size // 2 and continues cheaply. use_cache=False computes
-    the same windows without a cache (GPT.generate itself for "recompute"). Runs under no_grad();
-    call `model.eval()` first when the model has dropout.
+    the same windows without a cache (GPT.generate itself for "recompute"). Decode steps run a
+    DecodePlan when the model allows one (DecodePlan.unsupported), decode_step otherwise or with
+    use_plan=False: the same tokens. Runs under no_grad(); call `model.eval()` first when the
+    model has dropout.
     """
     ids = _prompt_ids(idx)
     check_sampling_arguments("generate", temperature, top_k)
@@ -173,12 +319,15 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=
             return model.generate(ids, max_new_tokens, temperature, top_k)
         return _generate_without_cache(model, ids, max_new_tokens, temperature, top_k, keep)
     cache = KVCache.for_model(model, ids.shape[0])
+    plan = DecodePlan(model, cache) if use_plan and DecodePlan.unsupported(model) is None else None
     with no_grad():
         for _ in range(max_new_tokens):
             if cache.length == 0:
                 logits = prefill(model, cache, ids[:, -block_size:])
             elif cache.length == block_size:
                 logits = prefill(model, cache, ids[:, -keep:])
+            elif plan is not None:
+                logits = plan.step(ids[:, -1:])
             else:
                 logits = decode_step(model, cache, ids[:, -1:])
             next_ids = sample_next_token(logits, temperature, top_k)
@@ -211,3 +360,41 @@ def _prompt_ids(idx):
             f"{ids.shape}; for one sequence use ids[None, :]"
         )
     return ids
+
+
+def generation_flops(config, prompt_len, new_tokens, use_cache):
+    """Matrix-product FLOPs of greedy generation (the formulas of the foundations; no crop)."""
+    layers, width, vocab = config.n_layer, config.n_embd, config.vocab_size
+    per_token = 24 * layers * width * width + 2 * width * vocab
+    total = 0
+    for step in range(new_tokens):
+        context = prompt_len + step  # tokens the model reads at this step
+        if use_cache and step > 0:
+            total += per_token + 4 * layers * width * context
+        else:
+            total += per_token * context + 4 * layers * width * context * context
+    return total
+
+
+def time_generation(model, new_tokens, rounds=3, prompt_len=1, on_full="recompute"):
+    """Greedy generation three ways, taking turns for `rounds` rounds: "cache" (with its decode
+    plan), "modules" (the cache, each step through decode_step) and "no cache".
+
+    Returns (seconds, tokens): seconds[name] the median CPU seconds of this process and
+    seconds[name + " wall"] the median wall-clock seconds; tokens[name] the (1, prompt_len +
+    new_tokens) ids of its last round. With one BLAS thread the CPU time is the work itself,
+    which other jobs on a shared machine do not inflate the way they inflate the wall clock.
+    """
+    import time
+
+    prompt = np.zeros((1, prompt_len), dtype=np.int64)
+    variants = {"cache": {}, "modules": {"use_plan": False}, "no cache": {"use_cache": False}}
+    seconds = {key: [] for name in variants for key in (name, name + " wall")}
+    tokens = {}
+    for round_ in range(rounds):
+        for name in (list(variants) if round_ % 2 == 0 else list(reversed(variants))):
+            wall, cpu = time.perf_counter(), time.process_time()
+            tokens[name] = generate(model, prompt, new_tokens, top_k=1, on_full=on_full, **variants[name]).numpy()
+            seconds[name].append(time.process_time() - cpu)
+            seconds[name + " wall"].append(time.perf_counter() - wall)
+    return {name: float(np.median(values)) for name, values in seconds.items()}, tokens

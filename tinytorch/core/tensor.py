@@ -6,6 +6,7 @@ __all__ = [
     "backward_rule",
     "set_backward_engine",
     "set_op_observer",
+    "get_op_observer",
     "register_kernel",
     "backend_kernel",
     "available_backends",
@@ -107,6 +108,12 @@ def set_op_observer(observer):
     global _op_observer
     previous, _op_observer = _op_observer, observer
     return previous
+
+
+def get_op_observer():
+    """The installed op observer, or None. Code that computes on arrays instead of ops (module
+    17's decode plan) checks it: a tool that watches the ops must see them."""
+    return _op_observer
 
 
 _KERNELS = {}  # backend name -> {kernel name -> function}; module 18 registers its backends here

@@ -2,9 +2,11 @@
 
 __all__ = [
     "layer_norm_composed",
+    "layer_norm_arrays",
     "layer_norm",
     "layer_norm_backward",
     "LayerNorm",
+    "gelu_tanh_sigmoid",
     "gelu_tanh",
     "gelu_tanh_backward",
     "MLP",
@@ -54,6 +56,33 @@ def layer_norm_composed(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return normalized
 
 
+def layer_norm_arrays(data, axes, weight=None, bias=None, eps=1e-5):
+    """Layer norm of the NumPy array `data` over `axes`: returns (y, x_hat, r), all arrays.
+
+    weight and bias are arrays (or None). `layer_norm` below wraps this in one op; module 17's
+    decode plan calls it directly.
+    """
+    # Sums times 1/count, not np.mean: the same values, without np.mean's Python-level wrapper,
+    # which cost a third of a KV-cached decode step (module 17) on rows of 128 numbers.
+    inverse_count = 1.0 / math.prod(data.shape[a] for a in axes)
+    centred = data - data.sum(axis=axes, keepdims=True) * inverse_count
+    variance = (centred * centred).sum(axis=axes, keepdims=True)
+    variance *= inverse_count
+    variance += eps
+    rstd = 1.0 / np.sqrt(variance)
+    centred *= rstd
+    normalized = centred
+    if weight is not None:
+        out = normalized * weight
+        if bias is not None:
+            out += bias
+    elif bias is not None:
+        out = normalized + bias
+    else:
+        out = normalized.copy()  # the backward pass keeps `normalized`: never hand it out
+    return out, normalized, rstd
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """PyTorch's F.layer_norm as one fused operation (analytic backward in `layer_norm_backward`).
     """
@@ -65,24 +94,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         inputs = (x, weight) if bias is None else (x, weight, bias)
         return Tensor.from_op(out, "layer_norm", inputs, normalized=normalized, rstd=rstd, axes=axes,
                               has_weight=True, has_bias=bias is not None, backward=backend_kernel("layer_norm_backward"))
-    # Sums times 1/count, not np.mean: the same values, without np.mean's Python-level wrapper,
-    # which cost a third of a KV-cached decode step (module 17) on rows of 128 numbers.
-    inverse_count = 1.0 / math.prod(x.shape[a] for a in axes)
-    centred = x.data - x.data.sum(axis=axes, keepdims=True) * inverse_count
-    variance = (centred * centred).sum(axis=axes, keepdims=True)
-    variance *= inverse_count
-    variance += eps
-    rstd = 1.0 / np.sqrt(variance)
-    centred *= rstd
-    normalized = centred
-    if weight is not None:
-        out = normalized * weight.data
-        if bias is not None:
-            out += bias.data
-    elif bias is not None:
-        out = normalized + bias.data
-    else:
-        out = normalized.copy()  # the backward pass keeps `normalized`: never hand it out
+    out, normalized, rstd = layer_norm_arrays(x.data, axes, None if weight is None else weight.data,
+                                              None if bias is None else bias.data, eps)
     inputs = (x,) + tuple(t for t in (weight, bias) if t is not None)
     return Tensor.from_op(out, "layer_norm", inputs, normalized=normalized, rstd=rstd, axes=axes,
                           has_weight=weight is not None, has_bias=bias is not None)
@@ -138,11 +151,11 @@ class LayerNorm(Module):
             ", bias=False" if affine and self.bias is None else "")
 
 
-def gelu_tanh(x):
-    """GELU with GPT-2's tanh approximation, as one fused operation (= module 02's gelu(x, "tanh")).
+def gelu_tanh_sigmoid(data):
+    """s = sigmoid(2 z), z = sqrt(2/pi) (x + 0.044715 x^3), of the NumPy array `data`: GELU is data * s.
+
+    `gelu_tanh` below wraps it in one op; module 17's decode plan calls it directly.
     """
-    x = as_tensor(x)
-    data = x.data
     s = data * data
     s *= -2.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI
     s -= 2.0 * SQRT_2_OVER_PI
@@ -151,7 +164,15 @@ def gelu_tanh(x):
         np.exp(s, out=s)
     s += 1.0
     np.reciprocal(s, out=s)
-    return Tensor.from_op(data * s, "gelu_tanh", (x,), sigmoid=s)
+    return s
+
+
+def gelu_tanh(x):
+    """GELU with GPT-2's tanh approximation, as one fused operation (= module 02's gelu(x, "tanh")).
+    """
+    x = as_tensor(x)
+    s = gelu_tanh_sigmoid(x.data)
+    return Tensor.from_op(x.data * s, "gelu_tanh", (x,), sigmoid=s)
 
 
 @register_backward("gelu_tanh")
