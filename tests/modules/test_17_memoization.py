@@ -437,6 +437,10 @@ def test_a_model_the_plan_does_not_know_decodes_through_its_modules():
     dropout = random_gpt(seed=23, dropout=0.1)
     assert "training mode with dropout" in DecodePlan.unsupported(dropout.train())
     assert DecodePlan.unsupported(dropout.eval()) is None
+    attention_only = random_gpt(seed=23).train()
+    assert DecodePlan.unsupported(attention_only) is None, "training mode without dropout computes the same"
+    attention_only.blocks[0].attention.dropout = 0.2
+    assert "training mode with dropout" in DecodePlan.unsupported(attention_only)
 
 
 def test_under_a_profiler_generate_runs_the_modules_so_the_profile_sees_every_step():
@@ -462,6 +466,8 @@ def test_decode_plan_errors_speak_to_a_learner():
         plan.step(np.array([1, 2]))
     with pytest.raises(ValueError, match="integer token ids.*float64"):
         plan.step(np.zeros((2, 1)))
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 13\), got \[-1, 2\]"):
+        plan.step(np.array([[-1], [2]]))
     with no_grad():
         prefill(model, cache, np.zeros((2, 32), dtype=np.int64))
     with pytest.raises(ValueError, match="holds 32 positions.*block_size 32.*prefill a shorter context"):

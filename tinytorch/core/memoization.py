@@ -213,7 +213,8 @@ class DecodePlan:
         unknown = _unknown_slot(model, GPT, "")
         if unknown is not None:
             return unknown
-        if model.training and any(m.p > 0 for m in model.modules() if isinstance(m, Dropout)):
+        dropout = [m.p for m in model.modules() if isinstance(m, Dropout)] + [b.attention.dropout for b in model.blocks]
+        if model.training and max(dropout) > 0:
             return "it is in training mode with dropout (call model.eval() first)"
         if not all(block.attention.causal for block in model.blocks):
             return "an attention layer is not causal"
@@ -230,6 +231,8 @@ class DecodePlan:
         if ids.shape != (batch, 1) or ids.dtype.kind not in "iu":
             raise ValueError(f"DecodePlan.step: expects ({batch}, 1) integer token ids, one per cached sequence; "
                              f"got {ids.dtype} ids of shape {ids.shape}")
+        if ids.min() < 0 or ids.max() >= model.config.vocab_size:
+            raise ValueError(f"DecodePlan.step: token ids must be in [0, {model.config.vocab_size}), got {ids.ravel().tolist()}")
         if position >= min(cache.max_len, model.config.block_size):
             raise ValueError(
                 f"DecodePlan.step: the cache holds {position} positions, its limit (max_len {cache.max_len}, "
