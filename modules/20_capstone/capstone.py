@@ -1165,15 +1165,15 @@ test_unit_ranking()
 #
 # **TinyGPT.** `python modules/20_capstone/capstone.py tinygpt` (or `tito olympics submit tinygpt
 # --builder tinytorch.olympics:build_cached_gpt`) enters the milestone's trained GPT (4 layers,
-# n_embd 128, block 64, validation loss 1.719) decoding with the KV cache. One run here (2 cores,
-# OPENBLAS_NUM_THREADS=1, load about 1): 3 prompts of 8 tokens, 200 greedy tokens each, 5 repeats;
-# every token identical to the baseline's; the submission measured 319.8 tokens/s against the
-# baseline's 285.1 in the same run (1.12x, bootstrap 95% interval 1.10 to 1.18), and the validator
-# re-measured 310.5 tokens/s (1.11x), within 10% of the claim. The speedup is small for a
-# reason: to keep GPT.generate's tokens, the cache is re-filled from the last 64 tokens once the
-# context reaches block_size, so only the first 56 of the 200 new tokens decode one position at a
-# time; the other 144 cost a full 64-token forward pass, as without a cache. Submitting took 25 s,
-# validating 26 s.
+# n_embd 128, block 64, validation loss 1.719) decoding with the KV cache and module 17's
+# decode plan. One run here (2026-12-02, 2 cores, OPENBLAS_NUM_THREADS=1, another job on the
+# second core): 3 prompts of 8 tokens, 200 greedy tokens each; every token identical to the
+# baseline's; the submission claimed 502.1 tokens/s, and the validator re-measured 481.1 tokens/s
+# against the baseline's 409.1 in the same run (1.18x, bootstrap 95% interval 1.15 to 1.21),
+# within 10% of the claim. The speedup is small for a reason: to keep GPT.generate's tokens,
+# the cache is re-filled from the last 64 tokens once the context reaches block_size, so only
+# the first 56 of the 200 new tokens decode one position at a time; the other 144 cost a full
+# 64-token forward pass, as without a cache. Submitting took 16 s, validating 16 s.
 #
 # **A closed-division CIFAR-10 entry.** `milestones/olympics_cnn.py` is a worked entry and
 # `python milestones/olympics.py` (the `olympics` milestone) submits and validates it. It keeps
@@ -1196,8 +1196,9 @@ test_unit_ranking()
 # stay in the L2 cache beside the columns. The BLAS products are unchanged. Four runs here (2
 # cores, OPENBLAS_NUM_THREADS=1, about 100 s each): validated every time; 254,672 bytes of state
 # against 1,049,544 (4.121x); accuracy 80.49% against 80.59% (99.88%); SingleStream p90 2.07x (1 MiB tiles),
-# 2.23x, 2.26x and 2.07x lower (0.619 ms against 1.396 ms in the third). Without numba the
-# entry runs its NumPy plan, with the same outputs (tested), and misses 2x.
+# 2.23x, 2.26x and 2.07x lower (0.619 ms against 1.396 ms in the third); a fifth run, a day
+# later, 2.01x (0.518 against 1.042 ms): the bar has little margin. Without numba the entry
+# runs its NumPy plan, with the same outputs (tested), and misses 2x.
 
 # %%
 if __name__ == "__main__":
