@@ -708,12 +708,18 @@ for _name, _function in NUMPY_KERNELS.items():
 # %%
 #| export
 def _compiled(function):
-    """numba.njit(cache=True, fastmath=True) when numba is installed; otherwise plain Python.
+    """numba.njit(cache=True, fastmath=True, error_model="numpy") when numba is installed;
+    otherwise plain Python.
 
     fastmath lets LLVM reorder sums and use fused multiply-adds; the kernels never rely on
     NaN or infinity semantics (inputs are finite activations, gradients and weights).
+    error_model="numpy": a division by zero gives inf or nan, as in NumPy, instead of raising
+    ZeroDivisionError as Python does. Python's model puts a test and a branch before every
+    division, which keeps LLVM from vectorising the loop: measured on the GELU kernel (one
+    division per element, 393,216 float32 elements), 0.70 ms forward and 1.27 ms backward with
+    Python's model, 0.18 ms and 0.25 ms with NumPy's.
     """
-    return numba.njit(cache=True, fastmath=True)(function) if NUMBA_AVAILABLE else function
+    return numba.njit(cache=True, fastmath=True, error_model="numpy")(function) if NUMBA_AVAILABLE else function
 
 
 @_compiled
@@ -760,11 +766,11 @@ def _gelu_elements(x, gaussian, out, grad_in, constants, approximate_tanh, backw
 
 
 @_compiled
-def _softmax_rows(x, out):
-    """Softmax of each row of x (rows, D) into out: exp(x - max) / sum, three passes over a row.
+def _shift_rows(x, out):
+    """out = x - max of its row, for x of shape (rows, D): softmax's first pass.
 
-    TODO: per row: the max; out = exp(x - max) and its sum; out *= 1 / sum.
-    HINT: `math.exp` of a float32 stays float32.
+    TODO: per row: the max, then out[i, j] = x[i, j] - max.
+    HINT: `largest = max(largest, x[i, j])`.
     """
     ### BEGIN SOLUTION
     rows, D = x.shape
@@ -772,11 +778,23 @@ def _softmax_rows(x, out):
         largest = x[i, 0]
         for j in range(1, D):
             largest = max(largest, x[i, j])
-        total = x[i, 0] - x[i, 0]  # a zero of x's dtype
         for j in range(D):
-            e = math.exp(x[i, j] - largest)
-            out[i, j] = e
-            total += e
+            out[i, j] = x[i, j] - largest
+    ### END SOLUTION
+
+
+@_compiled
+def _normalise_rows(out):
+    """out /= the sum of its row, in place: softmax's last pass, after exp.
+
+    TODO: per row: the sum, then out[i, j] *= 1 / sum.
+    """
+    ### BEGIN SOLUTION
+    rows, D = out.shape
+    for i in range(rows):
+        total = out[i, 0] - out[i, 0]  # a zero of out's dtype
+        for j in range(D):
+            total += out[i, j]
         scale = 1 / total
         for j in range(D):
             out[i, j] *= scale
@@ -1073,9 +1091,18 @@ def gelu_backward_numba(grad, x, approximate="none"):
 
 
 def softmax_numba(x):
+    """Softmax over the last axis: two compiled passes around NumPy's exp.
+
+    Without a vector math library numba compiles `math.exp` to one scalar call per element,
+    which keeps the loop from vectorising; NumPy's exp is vectorised. Measured on attention
+    scores of shape (3072, 64), float32: one compiled loop with `math.exp` 0.65 ms, NumPy's
+    softmax 0.56 ms, these three passes 0.22 ms.
+    """
     rows = _rows(x)
     out = np.empty_like(rows)
-    _softmax_rows(rows, out)
+    _shift_rows(rows, out)
+    np.exp(out, out=out)
+    _normalise_rows(out)
     return out.reshape(x.shape)
 
 
