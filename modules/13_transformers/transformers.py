@@ -403,6 +403,10 @@ def gelu_tanh(x):
     TODO: s = gelu_tanh_sigmoid(x.data); return `Tensor.from_op(x.data * s, "gelu_tanh", (x,), sigmoid=s)`.
     """
     x = as_tensor(x)
+    fused = backend_kernel("gelu_tanh")
+    if fused is not None:  # module 18's compiled backend: the same y and s in fewer passes
+        out, s = fused(x.data)
+        return Tensor.from_op(out, "gelu_tanh", (x,), sigmoid=s, backward=backend_kernel("gelu_tanh_backward"))
     ### BEGIN SOLUTION
     s = gelu_tanh_sigmoid(x.data)
     return Tensor.from_op(x.data * s, "gelu_tanh", (x,), sigmoid=s)
@@ -418,6 +422,8 @@ def gelu_tanh_backward(grad, out):
           2 x z'; multiply by s (1 - s), add s, multiply by grad.
     """
     x, s = out._inputs[0].data, out._saved["sigmoid"]
+    if "backward" in out._saved:  # a backend kernel ran the forward pass: its backward kernel runs this
+        return (out._saved["backward"](grad, x, s),)
     ### BEGIN SOLUTION
     slope = x * x
     slope *= 6.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI

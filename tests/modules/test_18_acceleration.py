@@ -27,7 +27,7 @@ from tinytorch.core.tensor import (
     set_backend,
     use_backend,
 )
-from tinytorch.core.transformer import layer_norm, layer_norm_composed
+from tinytorch.core.transformer import gelu_tanh, layer_norm, layer_norm_composed
 
 NUMBA_MISSING = "numba is not installed: pip install 'tinytorch[accel]' (numba>=0.60) to test the compiled backend"
 BACKENDS = ["numpy", pytest.param("numba", marks=[pytest.mark.accel,
@@ -115,6 +115,42 @@ def test_fused_gelu_matches_torch(backend, torch):
         out = gelu(t)
         out.backward(cotangent)
     np.testing.assert_allclose(out.numpy(), torch.nn.functional.gelu(torch.from_numpy(x)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(t.grad.numpy(), expected.grad.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", NUMBA_ONLY)
+def test_module_13s_gelu_tanh_kernel_equals_its_numpy_op_and_passes_gradcheck(backend):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 9)) * 3
+    cotangent = rng.standard_normal((5, 9)).astype(np.float32)
+    plain = Tensor(x.astype(np.float32), requires_grad=True)
+    gelu_tanh(plain).backward(cotangent)
+    reference = gelu_tanh(f64(x)).numpy()  # module 13's NumPy op
+    with use_backend(backend):
+        np.testing.assert_allclose(gelu_tanh(f64(x)).numpy(), reference, rtol=1e-12, atol=1e-14)
+        gradcheck(gelu_tanh, x, rng=rng)
+        fused = Tensor(x.astype(np.float32), requires_grad=True)
+        out = gelu_tanh(fused)
+        assert out._saved.get("backward") is not None, "the compiled kernel ran"
+        out.backward(cotangent)
+        extreme = gelu_tanh(Tensor(np.array([-1000.0, -60.0, 0.0, 60.0, 1000.0], np.float32))).numpy()
+    np.testing.assert_allclose(out.numpy(), gelu_tanh(Tensor(x.astype(np.float32))).numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fused.grad.numpy(), plain.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(extreme, [0.0, 0.0, 0.0, 60.0, 1000.0], atol=1e-30)
+
+
+@pytest.mark.parametrize("backend", NUMBA_ONLY)
+def test_module_13s_gelu_tanh_kernel_matches_torch(backend, torch):
+    x = np.random.default_rng(5).standard_normal((6, 7)).astype(np.float32) * 3
+    cotangent = np.random.default_rng(6).standard_normal((6, 7)).astype(np.float32)
+    expected = torch.from_numpy(x).requires_grad_()
+    torch.nn.functional.gelu(expected, approximate="tanh").backward(torch.from_numpy(cotangent))
+    with use_backend(backend):
+        t = Tensor(x, requires_grad=True)
+        out = gelu_tanh(t)
+        out.backward(cotangent)
+    np.testing.assert_allclose(out.numpy(), torch.nn.functional.gelu(torch.from_numpy(x), approximate="tanh").numpy(),
+                               atol=1e-6)
     np.testing.assert_allclose(t.grad.numpy(), expected.grad.numpy(), atol=1e-5)
 
 

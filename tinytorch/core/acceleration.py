@@ -21,6 +21,8 @@ __all__ = [
     "NUMPY_KERNELS",
     "gelu_numba",
     "gelu_backward_numba",
+    "gelu_tanh_numba",
+    "gelu_tanh_backward_numba",
     "softmax_numba",
     "layer_norm_numba",
     "layer_norm_backward_numba",
@@ -440,6 +442,41 @@ def _normalise_rows(out):
 
 
 @_compiled
+def _gelu_tanh_exponent(x, out, constants):
+    """out = -2z = -2c (x + k x^3), at most 80: the exponent of s = sigmoid(2z) = 1 / (1 + e^(-2z)).
+
+    The cap keeps NumPy's exp finite in float32 (e^80 < 3.4e38; s is then 2e-35, zero to float32
+    precision in y = x s), so no infinity reaches the fastmath loops.
+    """
+    c, k, two, cap = constants[0], constants[1], constants[3], constants[5]
+    flat, result = x.reshape(-1), out.reshape(-1)
+    for i in range(flat.size):
+        v = flat[i]
+        result[i] = min(-two * c * (v + k * v * v * v), cap)
+
+
+@_compiled
+def _gelu_tanh_finish(x, s, out, constants):
+    """s = 1 / (1 + s) in place (s holds e^(-2z) on entry), out = x s: GELU's tanh form."""
+    one = constants[2]
+    flat, gate, result = x.reshape(-1), s.reshape(-1), out.reshape(-1)
+    for i in range(flat.size):
+        g = one / (one + gate[i])
+        gate[i] = g
+        result[i] = flat[i] * g
+
+
+@_compiled
+def _gelu_tanh_slope(x, s, grad, out, constants):
+    """out = grad (s + x s (1 - s) 2 z') with 2 z' = 2c (1 + 3k x^2): module 13's backward, one pass."""
+    c, k, one, two, three = constants[0], constants[1], constants[2], constants[3], constants[4]
+    flat, gate, g, result = x.reshape(-1), s.reshape(-1), grad.reshape(-1), out.reshape(-1)
+    for i in range(flat.size):
+        v, si = flat[i], gate[i]
+        result[i] = g[i] * (si + v * si * (one - si) * two * c * (one + three * k * v * v))
+
+
+@_compiled
 def _layer_norm_rows(x, weight, bias, eps, out, x_hat, rstd):
     """Per row of x (rows, D): mean, variance, rstd, x_hat and y = x_hat * weight + bias.
     """
@@ -668,6 +705,31 @@ def gelu_backward_numba(grad, x, approximate="none"):
     return grad_x
 
 
+def _gelu_tanh_constants(dtype):
+    return np.array((SQRT_2_OVER_PI, GELU_TANH_CUBIC, 1, 2, 3, 80), dtype=dtype)
+
+
+def gelu_tanh_numba(x):
+    """Module 13's fused GELU (tanh form): (y, s) with s = sigmoid(2z), y = x s; two compiled passes
+    around NumPy's vectorised exp (see softmax_numba)."""
+    x = np.ascontiguousarray(x)
+    constants = _gelu_tanh_constants(x.dtype)
+    s, out = np.empty_like(x), np.empty_like(x)
+    _gelu_tanh_exponent(x, s, constants)
+    np.exp(s, out=s)
+    _gelu_tanh_finish(x, s, out, constants)
+    return out, s
+
+
+def gelu_tanh_backward_numba(grad, x, s):
+    """The gradient of module 13's gelu_tanh from the saved s, in one compiled pass."""
+    x = np.ascontiguousarray(x)
+    grad = np.ascontiguousarray(np.broadcast_to(grad, x.shape), dtype=x.dtype)
+    out = np.empty_like(x)
+    _gelu_tanh_slope(x, np.ascontiguousarray(s), grad, out, _gelu_tanh_constants(x.dtype))
+    return out
+
+
 def softmax_numba(x):
     """Softmax over the last axis: two compiled passes around NumPy's exp.
 
@@ -790,6 +852,8 @@ NUMBA_KERNELS = {
     "softmax": softmax_numba,
     "gelu": gelu_numba,
     "gelu_backward": gelu_backward_numba,
+    "gelu_tanh": gelu_tanh_numba,
+    "gelu_tanh_backward": gelu_tanh_backward_numba,
     "layer_norm": layer_norm_numba,
     "layer_norm_backward": layer_norm_backward_numba,
     "cross_entropy": cross_entropy_numba,
