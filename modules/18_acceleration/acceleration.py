@@ -1639,40 +1639,46 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # Measured here (`OPENBLAS_NUM_THREADS=1 python modules/18_acceleration/acceleration.py`, numba
-# 0.68, on the two-core machine shared with other jobs, load average about 1.9; on a busier
-# machine every figure is slower and noisier, so compare within a table, not across runs):
+# 0.68, on the two-core machine on 2026-12-02, another single-threaded job on the second core,
+# load average about 0.8; on a busier machine every figure is slower and noisier, so compare
+# within a table, not across runs):
 #
 # | step | figure |
 # |---|---|
-# | 128 x 128 matmul: Python loops / vectorised NumPy / NumPy tiles (64) / compiled tiles (32) / BLAS | 90 ms / 1.7 ms / 0.10 ms / 1.3 ms / 0.041 ms (0.05 / 2.5 / 42 / 3.2 / 103 GFLOP/s) |
-# | 512 x 512 compiled blocked matmul, tile 1 / 4 / 16 / 32 / 64 / 128 / 512 | 0.39 / 1.8 / 2.9 / 1.6 / 2.1 / 2.0 / 2.4 GFLOP/s (BLAS 133) |
-# | exact GELU on 8192 x 512 float32, forward / forward + backward: composed (module 02) | 215 ms / 546 ms |
-# | the same, fused NumPy kernel / numba kernel | 104 / 211 ms and 33 / 67 ms |
-# | float32 / float16 storage, 1024 x 1024: MiB, add, matmul | 4 / 2 MiB, 0.32 / 3.9 ms, 19 ms / 7.5 s |
-# | 1024 x 1024 float32 matmul, 1 / 2 OpenBLAS threads | 14.6 ms / 32.0 ms |
-# | BatchNorm + ReLU on (64, 32, 32, 32), forward + backward: module 09's ops / NumPy reference kernel / numba | 15.3 / 26.3 / 5.2 ms |
-# | 2x2 max-pool on the same batch: module 09's op / NumPy reference kernel / numba | 7.6 / 14.5 / 2.0 ms |
-# | CIFAR CNN training step, batch 64, numba backend: unfused / `fuse_batchnorm_relu` | 150 / 137 ms |
+# | 128 x 128 matmul: Python loops / vectorised NumPy / NumPy tiles (64) / compiled tiles (32) / BLAS | 72 ms / 1.3 ms / 0.063 ms / 1.1 ms / 0.036 ms (0.06 / 3.2 / 67 / 3.7 / 118 GFLOP/s) |
+# | 512 x 512 compiled blocked matmul, tile 1 / 4 / 16 / 32 / 64 / 128 / 512 | 0.43 / 2.3 / 3.5 / 3.6 / 3.8 / 3.4 / 3.8 GFLOP/s (BLAS 169) |
+# | exact GELU on 8192 x 512 float32, forward / forward + backward: composed (module 02) | 131 ms / 254 ms |
+# | the same, fused NumPy kernel / numba kernel | 59 / 135 ms and 6.8 / 22 ms |
+# | float32 / float16 storage, 1024 x 1024: MiB, add, matmul | 4 / 2 MiB, 0.29 / 3.6 ms, 12.8 ms / 4.7 s |
+# | 1024 x 1024 float32 matmul, 1 / 2 OpenBLAS threads | 13.4 ms / 14.6 ms |
+# | BatchNorm + ReLU on (64, 32, 32, 32), forward + backward: module 09's ops / NumPy reference kernel / numba | 11.3 / 21.2 / 3.8 ms |
+# | 2x2 max-pool on the same batch: module 09's op / NumPy reference kernel / numba | 5.7 / 11.8 / 1.8 ms |
+# | CIFAR CNN training step, batch 64, numba backend: unfused / `fuse_batchnorm_relu` | 121 / 109 ms |
 #
-# (The last three rows are from a later run, on 2026-12-02 at load about 1.)
+# The compiled kernels use numba's NumPy error model (`_compiled`): with Python's, every
+# division is preceded by a test for zero that raises ZeroDivisionError, and that branch keeps
+# LLVM from vectorising the loop. Before that change the same GELU kernel took 33 / 67 ms.
 #
 # What they say. The ladder spans more than three orders of magnitude: the interpreter costs
 # a factor of about 50 over vectorised NumPy, and vectorised NumPy (an (n, k, m) temporary) a
 # factor of about 40 over BLAS. The compiled scalar tiles beat vectorised NumPy but stay 30 to
 # 55 times below BLAS: BLAS's register blocking and vector instructions matter more than the
 # cache blocking we wrote (the compiled inner loop here is not vectorised by LLVM). The tile
-# size matters most at the small end (tile 1 is seven times slower than tile 16: loop
+# size matters most at the small end (tile 1 is eight times slower than tile 16: loop
 # overhead); above 16 the differences are within this machine's run-to-run noise (an earlier
 # run, at load 7.6, had tile 512 fastest), because 2 MiB of L2 per core and a large L3 hold
-# a 512 x 512 float32 problem whole. Fusion pays on GELU: one compiled pass is 6.6 times
-# faster than the twenty composed primitives forward and 8 times with the backward pass. NumPy
-# has no float16 arithmetic kernels (no float16 BLAS at all): float16 halves the bytes but is a
-# storage format here, never a compute format. And a second OpenBLAS thread on this shared
-# two-core machine made the product twice as *slow*: the benchmarks pin one thread and print it.
+# a 512 x 512 float32 problem whole. Fusion pays on GELU: the compiled kernel, vectorised,
+# is 19 times faster than the twenty composed primitives forward and 11 times with the
+# backward pass (whose NumPy exp pass for e^(-x^2/2) it does not fuse: numba has no vectorised
+# exp without a vector math library, so an exp inside the loop would run one element at a
+# time). NumPy has no float16 arithmetic kernels (no float16 BLAS at all): float16 halves the
+# bytes but is a storage format here, never a compute format. And a second OpenBLAS thread on this shared
+# two-core machine made the product slower, not faster (twice as slow in an earlier run on a
+# busier machine): the benchmarks pin one thread and print it.
 # Fusion in NumPy does not always pay: the NumPy BatchNorm + ReLU and max-pool kernels are slower
 # than module 09's operations, which already reuse their buffers, so the NumPy backend leaves them
-# out; compiled, the same fusions are three to four times faster, and fusing the CNN's four
-# BatchNorm + ReLU pairs takes 9% off its whole training step.
+# out; compiled, the same fusions are three times faster, and fusing the CNN's four
+# BatchNorm + ReLU pairs takes 10% off its whole training step.
 
 # %% [markdown]
 # ## Production context: how PyTorch does it
