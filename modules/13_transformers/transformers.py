@@ -173,6 +173,10 @@ test_unit_layer_norm_composed()
 # The backward rule implements the formula of the mathematical foundations. The weight's and
 # bias's gradients sum over every token (every leading axis); we sum them here instead of
 # returning a broadcast-shaped array for the engine to reduce, which saves a temporary.
+#
+# The arithmetic lives in `layer_norm_arrays`, on NumPy arrays, and `layer_norm` wraps it in the
+# op: code that runs the model without Tensors (module 17's decode plan) reuses the same
+# function instead of a copy of it.
 
 # %%
 #| export
@@ -371,6 +375,9 @@ test_unit_layer_norm_layer()
 #
 # The same function, one `exp` instead of one `tanh`. For very negative $z$, $e^{-2z}$ overflows
 # to `inf` and $s = 1/(1 + \infty) = 0$, the right limit: we silence NumPy's overflow warning.
+#
+# As for layer norm, the arithmetic is a function on arrays, `gelu_tanh_sigmoid` (it returns
+# $s$; GELU is $x s$), and `gelu_tanh` wraps it in the op.
 
 # %%
 #| export
