@@ -724,35 +724,27 @@ def _compiled(function):
 
 
 @_compiled
-def _gelu_elements(x, gaussian, out, grad_in, constants, approximate_tanh, backward):
-    """GELU (backward False: out = y) or its gradient (True: out = y' * grad_in), elementwise.
+def _gelu_elements(x, gaussian, out, grad_in, constants, backward):
+    """Exact GELU (backward False: out = y) or its gradient (True: out = y' * grad_in), elementwise.
 
     `gaussian` holds exp(-x^2 / 2), computed by NumPy's vectorised exp (a call to `math.exp`
     inside the loop would keep LLVM from vectorising it; we measured the loop 1.5x slower).
-    `constants` is an array of x's dtype: [p, a1, a2, a3, a4, a5, sqrt(2/pi), 0.044715, 0.5, 1, 2, 3, 4],
-    so that float32 data is computed in float32 (Python's float literals would make it float64).
+    `constants` is an array of x's dtype: [p, a1, a2, a3, a4, a5, 0.5, 1, 2, 3, 4], so that
+    float32 data is computed in float32 (Python's float literals would make it float64). The
+    tanh form has kernels of its own (`gelu_tanh_numba`).
 
-    TODO: for each element v: tanh form with th = tanh(c (v + k v^3)), or the A&S form of Steps
-          3-4 with z = |v|, t = 1 / (1 + p z), P(t) by Horner, T = half t P gaussian;
-          forward v (1 - T) for v >= 0 and v T below; backward the derivative of Step 4 times g.
-    HINT: read the constants into locals first (`p = constants[0]` ...); `math.tanh` compiles
-          to the C library's function for the dtype it gets.
+    TODO: for each element v: the A&S form of Steps 3-4 with z = |v|, t = 1 / (1 + p z), P(t) by
+          Horner, T = half t P gaussian; forward v (1 - T) for v >= 0 and v T below; backward
+          the derivative of Step 4 times g.
+    HINT: read the constants into locals first (`p = constants[0]` ...).
     """
     ### BEGIN SOLUTION
     p, a1, a2, a3, a4, a5 = constants[0], constants[1], constants[2], constants[3], constants[4], constants[5]
-    c, k, half, one, two, three, four = (constants[6], constants[7], constants[8], constants[9],
-                                         constants[10], constants[11], constants[12])
+    half, one, two, three, four = constants[6], constants[7], constants[8], constants[9], constants[10]
     flat, result, g = x.reshape(-1), out.reshape(-1), grad_in.reshape(-1)
     gauss = gaussian.reshape(-1)
     for i in range(flat.size):
         v = flat[i]
-        if approximate_tanh:
-            th = math.tanh(c * (v + k * v * v * v))
-            if backward:
-                result[i] = (half * (one + th) + half * v * (one - th * th) * c * (one + three * k * v * v)) * g[i]
-            else:
-                result[i] = half * v * (one + th)
-            continue
         z = abs(v)
         t = one / (one + p * z)
         polynomial = a1 + t * (a2 + t * (a3 + t * (a4 + t * a5)))
@@ -1097,32 +1089,32 @@ def _rows(x):
 
 
 def _gelu_constants(dtype):
-    return np.array((_TAIL_P,) + tuple(_TAIL_A) + (SQRT_2_OVER_PI, GELU_TANH_CUBIC, 0.5, 1, 2, 3, 4), dtype=dtype)
+    return np.array((_TAIL_P,) + tuple(_TAIL_A) + (0.5, 1, 2, 3, 4), dtype=dtype)
 
 
-def _gaussian(x, approximate):
-    """exp(-x^2 / 2) by NumPy's vectorised exp (not needed by the tanh form: x stands in)."""
-    if approximate == "tanh":
-        return x
+def _gaussian(x):
+    """exp(-x^2 / 2) by NumPy's vectorised exp."""
     gaussian = np.multiply(x, x)
     gaussian *= -0.5
     return np.exp(gaussian, out=gaussian)
 
 
 def gelu_numba(x, approximate="none"):
+    if approximate == "tanh":
+        return gelu_tanh_numba(x)[0]
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
-    _gelu_elements(x, _gaussian(x, approximate), out, out, _gelu_constants(x.dtype), approximate == "tanh", False)
+    _gelu_elements(x, _gaussian(x), out, out, _gelu_constants(x.dtype), False)
     return out
 
 
 def gelu_backward_numba(grad, x, approximate="none"):
+    if approximate == "tanh":
+        return gelu_tanh_backward_numba(grad, x, gelu_tanh_numba(x)[1])
     x = np.ascontiguousarray(x)
     grad_x = np.empty_like(x)
-    if grad.shape != x.shape:
-        grad = np.broadcast_to(grad, x.shape)
-    grad = np.ascontiguousarray(grad, dtype=x.dtype)
-    _gelu_elements(x, _gaussian(x, approximate), grad_x, grad, _gelu_constants(x.dtype), approximate == "tanh", True)
+    grad = np.ascontiguousarray(np.broadcast_to(grad, x.shape), dtype=x.dtype)
+    _gelu_elements(x, _gaussian(x), grad_x, grad, _gelu_constants(x.dtype), True)
     return grad_x
 
 
