@@ -140,6 +140,43 @@ class Milestone:
         return 0
 
 
+# ---- module 18's kernels, for the milestones that train for minutes --------------------------------
+BACKENDS = ("auto", "numba", "numpy", "none")
+
+
+def add_backend_option(parser):
+    """--backend: which of module 18's kernel backends runs the training (default auto)."""
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="module 18's kernels behind the seam: numba (compiled; pip install -e '.[accel]'), "
+                             "numpy (its NumPy reference kernels: right, not fast) or none (the plain ops of the "
+                             "earlier modules); auto (default) takes numba when it is installed, else none")
+
+
+def kernel_backend(parser, choice):
+    """The backend name for `use_backend` (None for the plain ops) that --backend `choice` asks for.
+
+    auto is numba or nothing: module 18's NumPy kernels are its reference, which it measured slower
+    than the plain ops (BatchNorm + ReLU 21 ms against 11 ms on a CIFAR batch). Module 18 lies beyond
+    what most milestones require: where its package file cannot be imported (a learner who has not
+    exported it yet), auto runs the plain ops and an explicit choice is an error.
+    """
+    if choice == "none":
+        return None
+    try:
+        from tinytorch.core.acceleration import NUMBA_AVAILABLE
+    except ImportError as error:
+        if choice == "auto":
+            return None
+        parser.error(f"--backend {choice} needs module 18 (tinytorch.core.acceleration): {error}. "
+                     "Fix: complete and export module 18 (tito module complete 18), or pass --backend none")
+    if choice == "auto":
+        return "numba" if NUMBA_AVAILABLE else None
+    if choice == "numba" and not NUMBA_AVAILABLE:
+        parser.error("--backend numba needs numba, which is not installed. "
+                     "Fix: pip install -e '.[accel]', or pass --backend numpy")
+    return choice
+
+
 # ---- what the vision milestones share ------------------------------------------------------------
 # The tinytorch imports sit inside these functions: the perceptron and XOR milestones import this
 # file too, before a learner has written modules 07 and 08.
@@ -186,11 +223,13 @@ def first_images(split, count):
     return split if count is None else Subset(split, np.arange(min(count, len(split))))
 
 
-def fit_and_test(milestone, trainer, loaders, epochs, out, stem, title, num_classes):
+def fit_and_test(milestone, trainer, loaders, epochs, out, stem, title, num_classes, tested=None):
     """Train, keeping the epoch that validates best, then measure those weights once on the test split.
 
-    `loaders` is (train, validation, test). Prints the training time, the checkpoint and the
-    history plot; returns (the results of `evaluate_model` on the test split, seconds of training).
+    `loaders` is (train, validation, test). `tested` turns the trained model into the one the test
+    split measures (for example test-time augmentation); by default the model itself. Prints the
+    training time, the checkpoint and the history plot; returns (the results of `evaluate_model`
+    on the test split, seconds of training).
     """
     from tinytorch.core.training import evaluate_model, load_checkpoint, plot_training_history
 
@@ -206,7 +245,8 @@ def fit_and_test(milestone, trainer, loaders, epochs, out, stem, title, num_clas
                    f"best validation accuracy {best.best:.2%} at epoch {best.best_epoch}")
     if best.best_epoch != trainer.current_epoch:  # an earlier epoch validated better: test its weights
         load_checkpoint(checkpoint, model=trainer.model)
-    results = evaluate_model(trainer.model, test_loader, trainer.loss_fn, num_classes=num_classes)
+    model = trainer.model if tested is None else tested(trainer.model)
+    results = evaluate_model(model, test_loader, trainer.loss_fn, num_classes=num_classes)
     plot = plot_training_history(history, Path(out) / f"{stem}_history.png", title=title)
     milestone.step(f"checkpoint: {checkpoint} (epoch {best.best_epoch}); history plot: {plot}")
     return results, seconds

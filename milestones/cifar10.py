@@ -11,15 +11,17 @@ code, in spirit the North Star snippet of the course:
     train_set = CIFAR10(train=True, transform=Compose([RandomCrop(32, padding=4),
                         RandomHorizontalFlip(), ToTensor(), Normalize(CIFAR10_MEAN, CIFAR10_STD)]))
     model = build_cifar_cnn()   # Sequential of Conv2d/BatchNorm2d/ReLU/MaxPool2d, then Linear
+    fuse_batchnorm_relu(model)  # module 18: one op per BatchNorm2d + ReLU pair
     optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     trainer = Trainer(model, optimizer, CrossEntropyLoss(label_smoothing=0.1))
-    history = trainer.fit(train_loader, val_dataloader=val_loader, epochs=7,
-                          save_best=True, checkpoint_path="runs/cifar10/cifar10_best.safetensors")
-    results = evaluate_model(model, test_loader)
+    with use_backend("numba"):  # module 18's compiled kernels; "numpy" without the accel extra
+        history = trainer.fit(train_loader, val_dataloader=val_loader, epochs=22,
+                              save_best=True, checkpoint_path="runs/cifar10/cifar10_best.safetensors")
+        results = evaluate_model(FlipAveraged(model), test_loader)  # each image and its mirror
     plot_training_history(history, "runs/cifar10/cifar10_history.png")
 
     python milestones/cifar10.py [--quick | --long] [--seed N] [--data DIR] [--download]
-                                 [--epochs N] [--out DIR]
+                                 [--epochs N] [--out DIR] [--backend auto|numba|numpy|none]
 
 Data: DIR/cifar-10-batches-py/ (or cifar-10-python.tar.gz, extracted on first use), where DIR is
 --data, else $TINYTORCH_DATA, else ~/.cache/tinytorch. (The figures in the README were measured
@@ -30,15 +32,22 @@ images are used once, at the end.
 Recipe (the PyTorch reference on the course's 2-core machine: 75% after 4 epochs, about 11
 minutes; 80% after 7; 84.1% after 10, about 30 minutes): batch 128, SGD with Nesterov momentum
 0.9, weight decay 5e-4, label smoothing 0.1, and a one-cycle learning rate stepped every batch
-(linear warmup over the first quarter to 0.1, then a cosine down to 1e-4).
+(linear warmup over the first quarter to 0.1, then a cosine down to 1e-4). Two things buy the
+accuracy beyond PyTorch's half hour. Speed: an epoch takes about 61 s here with module 18's compiled
+kernels (--backend auto takes numba when the accel extra is installed) and each BatchNorm2d + ReLU
+fused, 75 s with the plain ops, so 22 epochs fit in the half hour that bought 7 when this
+milestone was first written (3.4 min an epoch then). And test-time augmentation: the test split is measured with FlipAveraged, the mean of
+the logits for each image and its mirror image (training flips at random, so both views are
+photos the network has learnt to read); the one-view accuracy is printed next to it.
 
-Bars: default, 7 epochs: test accuracy >= 75% and training (fit, validation included) <= 30
-minutes. --long, 17 epochs of the model with a wider last block (LONG_BLOCKS, 32-64-128-192
-channels, 345,770 parameters): >= 84% in <= 60 minutes. Measured here on CIFAR-10 (JPEG q75
-copy): the default run 80.64% in 24.0 min; --long 84.21% in 55.9 min. The default blocks
-trained 16 epochs with the same recipe reached 83.70% (52.4 min): that model ends training
-fitting its augmented images hardly better than held-out ones, so the long run spends its
-extra time on capacity as well as epochs. --quick (a smoke test, about a minute):
+Bars: default, 22 epochs: test accuracy >= 75% and training (fit, validation included) <= 30
+minutes; the design's goal for this run is 85%. Measured here on CIFAR-10 (JPEG q75 copy),
+2026-12-02, two BLAS threads, numba: 85.83% (one view 84.71%) after 22.3 min of training
+(60.8 s an epoch). The same model and recipe trained 7 epochs without module 18 reached 80.64%
+in 24.0 min, and 16 epochs 83.70% (52.4 min). --long, 17 epochs of the model with a wider last
+block (LONG_BLOCKS, 32-64-128-192 channels, 345,770 parameters): >= 84% in <= 60 minutes;
+84.21% in 55.9 min (measured before the default run used module 18 and the flipped views).
+--quick (a smoke test, about a minute):
 1,024 training images in batches of 64, 3 epochs with the peak rate at 0.01 (a 12-batch warmup
 to 0.1 throws this network's loss above 5, in PyTorch too), the first 500 test images,
 accuracy >= 25% (chance is 10%).
@@ -50,9 +59,11 @@ from __future__ import annotations
 from _common import (
     ROOT,
     Milestone,
+    add_backend_option,
     first_images,
     fit_and_test,
     hold_out,
+    kernel_backend,
     load_split,
     run,
 )
@@ -74,10 +85,11 @@ from tinytorch.core.dataloader import (
     ToTensor,
     data_dir,
 )
+from tinytorch.core.layers import Module
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import SGD, CosineWarmupLR
-from tinytorch.core.tensor import manual_seed
-from tinytorch.core.training import Trainer
+from tinytorch.core.tensor import manual_seed, use_backend
+from tinytorch.core.training import Trainer, evaluate_model
 
 STORY = """
 LeNet-5 (LeCun, Bottou, Bengio and Haffner, 1998): convolutions and pooling read digits.
@@ -86,7 +98,7 @@ A modern small CNN (batch norm, ReLU, augmentation, one-cycle) written from scra
 """
 
 SETTINGS = {  # epochs, the model's conv blocks, data (None = all), batch, and the bars: accuracy and minutes of training
-    "default": {"epochs": 7, "blocks": BLOCKS, "train_images": None, "test_images": None, "validation_images": 2_000,
+    "default": {"epochs": 22, "blocks": BLOCKS, "train_images": None, "test_images": None, "validation_images": 2_000,
                 "batch_size": 128, "max_lr": 0.1, "accuracy_bar": 0.75, "minutes_bar": 30},
     "long": {"epochs": 17, "blocks": LONG_BLOCKS, "train_images": None, "test_images": None, "validation_images": 2_000,
              "batch_size": 128, "max_lr": 0.1, "accuracy_bar": 0.84, "minutes_bar": 60},
@@ -101,6 +113,23 @@ def one_cycle(optimizer, total_steps):
     """Linear warmup to the optimizer's lr over the first quarter of the steps, then a cosine to MIN_LR."""
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
     return CosineWarmupLR(optimizer, warmup_steps=warmup, total_steps=total_steps, min_lr=MIN_LR)
+
+
+class FlipAveraged(Module):
+    """Test-time augmentation: the mean of a classifier's logits for each image and its mirror image.
+
+    Training flips half the images at random, so the network has learnt that a mirrored photo
+    shows the same object; averaging both views at test time cancels part of each view's error.
+    It costs a second forward pass per test image, and nothing in training.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        mirrored = images[:, :, :, ::-1]  # (N, C, H, W): reverse the width
+        return (self.model(images) + self.model(mirrored)) * 0.5
 
 
 def cifar_splits(data, download, seed, settings):
@@ -138,6 +167,7 @@ def main(argv=None) -> int:
                         "{long}, quick {quick})".format(**{mode: SETTINGS[mode]["epochs"] for mode in SETTINGS}))
     parser.add_argument("--out", metavar="DIR", default=str(ROOT / "runs" / "cifar10"),
                         help="folder for the best checkpoint and the history plot (default runs/cifar10)")
+    add_backend_option(parser)
     args = milestone.parse_args(parser, argv)
     if args.quick and args.long:
         parser.error("--quick and --long exclude each other; pass one of them, or neither for the default run")
@@ -148,6 +178,7 @@ def main(argv=None) -> int:
             parser.error(f"--epochs must be at least 1, got {args.epochs}")
         settings["epochs"] = args.epochs
     epochs, batch_size = settings["epochs"], settings["batch_size"]
+    backend = kernel_backend(parser, args.backend)
     if mode != "default":
         minutes = f" in <= {settings['minutes_bar']} min of training" if settings["minutes_bar"] else ""
         milestone.step(f"bar for --{mode}: >= {settings['accuracy_bar']:.0%} test accuracy{minutes}")
@@ -160,6 +191,14 @@ def main(argv=None) -> int:
 
     manual_seed(args.seed)
     model = build_cifar_cnn(blocks=settings["blocks"])
+    if backend is None:
+        why = "--backend none" if args.backend == "none" else "numba is not installed: pip install -e '.[accel]'"
+        milestone.step(f"kernels: the plain ops of modules 01-09 ({why}, or module 18 is not exported yet)")
+    else:
+        from tinytorch.core.acceleration import fuse_batchnorm_relu
+
+        _, pairs = fuse_batchnorm_relu(model)  # the same parameters and state-dict names, one op per pair
+        milestone.step(f"kernels: module 18's {backend} backend; {pairs} BatchNorm2d+ReLU pairs fused into one op each")
     optimizer = SGD(model.parameters(), lr=settings["max_lr"], momentum=MOMENTUM, nesterov=True,
                     weight_decay=WEIGHT_DECAY)
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=args.seed)
@@ -179,14 +218,18 @@ def main(argv=None) -> int:
     print()
 
     loaders = (train_loader, DataLoader(val_set, batch_size=500), DataLoader(test_set, batch_size=500))
-    results, seconds = fit_and_test(milestone, trainer, loaders, epochs, args.out, "cifar10",
-                                    "CNN on CIFAR-10 (TinyTorch)", num_classes=len(CIFAR10_CLASSES))
+    with use_backend(backend):
+        results, seconds = fit_and_test(milestone, trainer, loaders, epochs, args.out, "cifar10",
+                                        "CNN on CIFAR-10 (TinyTorch)", num_classes=len(CIFAR10_CLASSES),
+                                        tested=FlipAveraged)
+        single_view = evaluate_model(model, loaders[2])["accuracy"]
     train_minutes = seconds / 60
     recall = results["per_class"]["recall"]
     per_class = "  ".join(f"{name} {value:.0%}" for name, value in zip(CIFAR10_CLASSES, recall))
     milestone.step(f"test accuracy per class: {per_class}")
-    milestone.step(f"test: {results['samples']:,} images of the test split, loss {results['loss']:.4f}, "
-                   f"macro F1 {results['f1']:.4f}")
+    milestone.step(f"test: {results['samples']:,} images of the test split, each averaged with its mirror image "
+                   f"(FlipAveraged), loss {results['loss']:.4f}, macro F1 {results['f1']:.4f}; "
+                   f"one view only: accuracy {single_view:.2%}")
     print()
     test_accuracy = results["accuracy"]
     name = "test accuracy" + ("" if mode == "default" else f" ({mode})")

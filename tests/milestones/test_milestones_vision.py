@@ -7,6 +7,7 @@ pickled batches) into a temporary folder named by TINYTORCH_DATA; the real data 
 needed. The images are learnable, so the quick bars are met only when the pipeline learns.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,8 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.modules.fixtures_data import MNIST_NAMES, cifar_batch_bytes, gzipped, idx_bytes, md5, write_mnist
-
+from tests.modules.fixtures_data import (
+    MNIST_NAMES,
+    cifar_batch_bytes,
+    gzipped,
+    idx_bytes,
+    md5,
+    write_mnist,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,6 +139,9 @@ def test_cifar10_quick_meets_the_bar(tmp_path):
     epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 3 and all("train loss" in line and "val acc" in line for line in epochs), out
     assert "test accuracy per class: airplane" in out
+    assert "kernels: module 18's numba backend; 4 BatchNorm2d+ReLU pairs fused" in out or (
+        "kernels: the plain ops" in out and "numba is not installed" in out)
+    assert "each averaged with its mirror image (FlipAveraged)" in out and "one view only: accuracy" in out
     assert measured(out, "test accuracy (quick)") >= 25.0
     assert "result: bar met, 1 of 1 checks" in out
     assert (tmp_path / "out" / "cifar10_best.safetensors").is_file()
@@ -176,3 +186,46 @@ def test_long_setting_trains_the_wider_model():
     assert sum(p.numel() for p in model.parameters()) == convs + batch_norms + classifier == 345_770
     logits = model(Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)))
     assert logits.shape == (2, 10) and np.isfinite(logits.data).all()
+
+
+def milestone_module(name):
+    """Import milestones/<name>.py (and what it imports from milestones/) as a module."""
+    sys.path.insert(0, str(ROOT / "milestones"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "milestones"))
+
+
+def test_flip_averaged_is_the_mean_of_both_views_and_ignores_a_mirror():
+    cifar10 = milestone_module("cifar10")
+    from tinytorch.core.tensor import Tensor, manual_seed
+
+    manual_seed(0)
+    model = milestone_module("cifar10_model").build_cifar_cnn().eval()
+    images = np.random.default_rng(1).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    mirrored = np.ascontiguousarray(images[:, :, :, ::-1])
+    both = cifar10.FlipAveraged(model)
+    expected = (model(Tensor(images)).data + model(Tensor(mirrored)).data) / 2
+    np.testing.assert_allclose(both(Tensor(images)).data, expected, rtol=1e-5, atol=1e-6)
+    # a mirrored photo gets the same scores: the average does not depend on which view came first
+    np.testing.assert_allclose(both(Tensor(mirrored)).data, both(Tensor(images)).data, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model(Tensor(images)).data, model(Tensor(mirrored)).data)
+
+
+def test_backend_option_resolves_and_explains_what_is_missing(monkeypatch, capsys):
+    common = milestone_module("_common")
+    from tinytorch.core import acceleration
+
+    parser = common.argparse.ArgumentParser(prog="milestones/cifar10.py")
+    common.add_backend_option(parser)
+    assert parser.parse_args([]).backend == "auto"
+    assert common.kernel_backend(parser, "none") is None
+    assert common.kernel_backend(parser, "numpy") == "numpy"
+    assert common.kernel_backend(parser, "auto") == ("numba" if acceleration.NUMBA_AVAILABLE else None)
+    monkeypatch.setattr(acceleration, "NUMBA_AVAILABLE", False)
+    assert common.kernel_backend(parser, "auto") is None  # the plain ops: module 18's NumPy kernels are slower
+    with pytest.raises(SystemExit):
+        common.kernel_backend(parser, "numba")
+    error = capsys.readouterr().err
+    assert "--backend numba needs numba, which is not installed" in error and "pip install -e '.[accel]'" in error
