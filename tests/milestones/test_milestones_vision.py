@@ -167,7 +167,8 @@ def test_quick_and_long_exclude_each_other(tmp_path):
 
 
 def test_long_setting_trains_the_wider_model():
-    """--long widens the last conv block; its parameter count follows from the layer shapes."""
+    """--long trains six conv layers in pairs of 64, 128 and 256 channels; its parameter count
+    follows from the layer shapes."""
     sys.path.insert(0, str(ROOT / "milestones"))
     try:
         import cifar10
@@ -178,12 +179,12 @@ def test_long_setting_trains_the_wider_model():
 
     assert cifar10.SETTINGS["default"]["blocks"] == cifar10.SETTINGS["quick"]["blocks"] == BLOCKS
     assert cifar10.SETTINGS["long"]["blocks"] == LONG_BLOCKS
-    assert [width for width, _ in LONG_BLOCKS] == [32, 64, 128, 192]
+    assert [width for width, _ in LONG_BLOCKS] == [64, 64, 128, 128, 256, 256]
     model = build_cifar_cnn(blocks=LONG_BLOCKS)
-    convs = 3 * 32 * 9 + 32 * 64 * 9 + 64 * 128 * 9 + 128 * 192 * 9
-    batch_norms = 2 * (32 + 64 + 128 + 192)
-    classifier = 192 * 4 * 4 * 10 + 10  # three 2x2 pools: 32 -> 4
-    assert sum(p.numel() for p in model.parameters()) == convs + batch_norms + classifier == 345_770
+    convs = 9 * (3 * 64 + 64 * 64 + 64 * 128 + 128 * 128 + 128 * 256 + 256 * 256)
+    batch_norms = 2 * (64 + 64 + 128 + 128 + 256 + 256)
+    classifier = 256 * 4 * 4 * 10 + 10  # three 2x2 pools: 32 -> 4
+    assert sum(p.numel() for p in model.parameters()) == convs + batch_norms + classifier == 1_187_274
     logits = model(Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)))
     assert logits.shape == (2, 10) and np.isfinite(logits.data).all()
 
