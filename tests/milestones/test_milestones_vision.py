@@ -169,12 +169,8 @@ def test_quick_and_long_exclude_each_other(tmp_path):
 def test_long_setting_trains_the_wider_model():
     """--long trains six conv layers in pairs of 64, 128 and 256 channels; its parameter count
     follows from the layer shapes."""
-    sys.path.insert(0, str(ROOT / "milestones"))
-    try:
-        import cifar10
-        from cifar10_model import BLOCKS, LONG_BLOCKS, build_cifar_cnn
-    finally:
-        sys.path.remove(str(ROOT / "milestones"))
+    cifar10, cifar10_model = milestone_module("cifar10"), milestone_module("cifar10_model")
+    BLOCKS, LONG_BLOCKS, build_cifar_cnn = cifar10_model.BLOCKS, cifar10_model.LONG_BLOCKS, cifar10_model.build_cifar_cnn
     from tinytorch.core.tensor import Tensor
 
     assert cifar10.SETTINGS["default"]["blocks"] == cifar10.SETTINGS["quick"]["blocks"] == BLOCKS
